@@ -1,0 +1,132 @@
+"""`edgefer` command line: one subcommand per job, each a row of COMMANDS.
+
+The parser is built from cheap declarations; a subcommand's module is imported only when
+it runs, so `edgefer run` on a Pi never imports the training stack, and a missing extra
+turns into a one-line hint instead of an ImportError traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import EdgeferError
+
+DATASET_HELP = ("dataset spec NAME:PATH[?opt=val&...], e.g. fer2013:../shared/data/fer2013, "
+                "ckplus:../shared/data/ckplus48, folder:DIR?classes=angry,happy,neutral,sad")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: str                                   # "module:function", imported on use
+    arguments: Callable[[argparse.ArgumentParser], None]
+    epilog: str = ""
+    extra: str = "train"                           # the pip extra the handler needs
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    audit = sub.add_parser("audit", help="counts per split and class, cross-split duplicates, subject overlap",
+                           description="Audit a dataset for leakage before training on it.")
+    audit.add_argument("dataset", help=DATASET_HELP)
+    audit.add_argument("--json", action="store_true", help="print the full report as JSON on stdout")
+    audit.add_argument("--no-near", action="store_true", help="skip near-duplicate search (exact only; faster)")
+    _split_args(audit)
+    man = sub.add_parser("manifest", help="write the split manifest (per-image content hashes)")
+    man.add_argument("dataset", help=DATASET_HELP)
+    man.add_argument("--out", default="runs/manifests", help="output folder (default: %(default)s)")
+    _split_args(man)
+    fix = sub.add_parser("fixture", help="write a tiny synthetic dataset in a real published layout",
+                         description="Generate a small dataset in a real format, for demos and tests.")
+    fix.add_argument("format", help="fer2013-csv, fer2013-folders, ferplus, rafdb, ckplus48, ckplus-original, folder")
+    fix.add_argument("out", help="folder to create")
+    fix.add_argument("--per-class", type=int, default=12, help="images per class and split (default: %(default)s)")
+    fix.add_argument("--seed", type=int, default=0)
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="split seed where splits are not official (default: 0)")
+    p.add_argument("--folds", type=int, default=10, help="folds for subject-grouped datasets (default: 10)")
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint path (.pt) written by edgefer train")
+    p.add_argument("--data", required=True, help=DATASET_HELP)
+    p.add_argument("--split", required=True, help="split name (e.g. PublicTest, fold3) or role (train/val/test)")
+    p.add_argument("--fold", type=int, help="fold number, when --split is a role of a k-fold dataset")
+    p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
+    p.add_argument("--out", help="folder for metrics.json, summary.md and plots (default: runs/eval/<model>-<data>-<split>)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", type=int, default=10)
+
+
+def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
+    def args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(later=issue)
+    return args
+
+
+COMMANDS = [
+    Command("data", "audit datasets, write split manifests, generate fixtures", "edgefer.train.commands:data", _data_args,
+            epilog="examples:\n  edgefer data audit fer2013:../shared/data/fer2013 --json\n"
+                   "  edgefer data audit ckplus:../shared/data/ckplus48\n"
+                   "  edgefer data fixture fer2013-folders /tmp/fer-demo"),
+    Command("evaluate", "accuracy, macro/per-class P/R/F1, confusion matrix, ROC AUC of a model on a split",
+            "edgefer.train.commands:evaluate", _evaluate_args,
+            epilog="example:\n  edgefer evaluate runs/edge/best.pt --data fer2013:../shared/data/fer2013 --split PublicTest --json"),
+    Command("train", "train a model from the zoo (not yet available)", "", _later("the model-zoo issue")),
+    Command("search", "hyper-parameter search (not yet available)", "", _later("the model-zoo issue")),
+    Command("compress", "prune, quantize, export ONNX/TFLite/TensorRT (not yet available)", "", _later("the compression issue")),
+    Command("run", "on-device daemon: camera -> faces -> emotions (not yet available)", "", _later("the runtime issue"), extra=""),
+    Command("bench", "accuracy vs latency benchmark (not yet available)", "", _later("the benchmark issue")),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgefer", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Facial emotion recognition for the edge: data -> train -> compress -> run -> bench.",
+        epilog="Run `edgefer COMMAND --help` for each command's options and examples.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, epilog=cmd.epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd.arguments(p)
+        p.set_defaults(cmd=cmd)
+    return parser
+
+
+def _handler(cmd: Command) -> Callable[[argparse.Namespace], int]:
+    module, _, func = cmd.handler.partition(":")
+    try:
+        return getattr(importlib.import_module(module), func)
+    except ModuleNotFoundError as exc:
+        raise EdgeferError(None, f"`edgefer {cmd.name}` needs {exc.name}, which is not installed",
+                           f"pip install 'edgefer[{cmd.extra}]'") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "later", None):
+            raise EdgeferError(None, f"`edgefer {args.command}` is not yet available", f"it arrives with {args.later}")
+        return int(_handler(args.cmd)(args) or 0)
+    except EdgeferError as exc:
+        print(f"edgefer: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:          # `edgefer ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("edgefer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Workstation side of edgefer: datasets, splits, models, training and evaluation."""

@@ -1,0 +1,79 @@
+"""Handlers behind `edgefer data ...` and `edgefer evaluate`: parse, call the library, print."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgefer.runtime.errors import EdgeferError
+
+from . import datasets, images, splits
+
+
+def prepare(spec: str, size: int = 48, seed: int = 0, folds: int = 10):
+    """Load, decode and split a dataset: the order every command needs (decoding drops unreadable files)."""
+    ds = datasets.load(spec)
+    decoded = images.decode(ds, size, progress=sys.stderr.isatty())
+    plan = splits.plan_splits(ds, seed, folds)
+    man = splits.manifest(ds, plan, decoded.hashes, spec)
+    return ds, decoded, plan, man
+
+
+def _warn_skipped(ds: datasets.Dataset) -> None:
+    if ds.skipped:
+        reasons = sorted({s.reason for s in ds.skipped})
+        print(f"edgefer: note: {len(ds.skipped)} file(s) skipped ({'; '.join(reasons)}); "
+              f"e.g. {ds.skipped[0].path}", file=sys.stderr)
+
+
+def data(args: argparse.Namespace) -> int:
+    if args.action == "fixture":
+        from .fixtures import FORMATS, write_fixture
+        if args.format not in FORMATS:
+            raise EdgeferError(None, f"unknown fixture format '{args.format}'", f"use one of {sorted(FORMATS)}")
+        out = write_fixture(args.format, Path(args.out), per_class=args.per_class, seed=args.seed)
+        print(f"wrote {args.format} fixture to {out}  (try: edgefer data audit {FORMATS[args.format]}:{out})")
+        return 0
+    ds, decoded, plan, man = prepare(args.dataset, seed=args.seed, folds=args.folds)
+    _warn_skipped(ds)
+    if args.action == "manifest":
+        path = splits.write_manifest(man, Path(args.out))
+        print(f"{path}  manifest_sha256={man['manifest_sha256']}")
+        return 0
+    from .audit import audit
+    report = audit(ds, decoded, plan, near=not args.no_near)
+    report["manifest_sha256"] = man["manifest_sha256"]
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_audit(report))
+    return 0
+
+
+def format_audit(r: dict) -> str:
+    labels = r["labels"]
+    width = max(len(n) for n in r["splits"]) + 2
+    lines = [f"{r['dataset']} at {r['root']}: {r['total']} images, scheme {r['scheme']}, "
+             f"manifest {r['manifest_sha256'][:12]}", "",
+             "split".ljust(width) + "total".rjust(7) + "".join(lab[:8].rjust(9) for lab in labels)]
+    for name, s in r["splits"].items():
+        lines.append(name.ljust(width) + str(s["total"]).rjust(7) + "".join(str(s["classes"][lab]).rjust(9) for lab in labels))
+    dup = r["cross_split_duplicates"]
+    lines += ["", f"cross-split exact duplicates: {dup['exact']['pairs']} pairs "
+                  f"({dup['exact']['label_conflicts']} with different labels) {dup['exact']['by_split_pair']}"]
+    if "near" in dup:
+        lines.append(f"cross-split near duplicates:  {dup['near']['pairs']} pairs {dup['near']['by_split_pair']} "
+                     f"(pHash <= {dup['near']['phash_radius']} bits and pixel correlation >= {dup['near']['min_correlation']})")
+    lines.append(f"constant (blank) images: {r['constant_images']}; within-split exact copies: {r['within_split_exact_duplicates']}")
+    if "subjects" in r:
+        lines.append(f"subjects: {r['subjects']}, sequences: {r['sequences']}, "
+                     f"subjects in more than one fold: {r['fold_subject_overlap']}")
+    lines.append(f"skipped files: {r['skipped']['count']} {r['skipped']['reasons'] or ''}")
+    return "\n".join(lines)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import run_evaluation
+    return run_evaluation(args)

@@ -1,0 +1,91 @@
+"""`edgefer evaluate`: a model on one split -> metrics.json, summary.md, confusion and ROC plots.
+
+Images are prepared by the runtime's own preprocessing (resize to the model's input size,
+normalise with the statistics stored in its metadata), so the number here is the number
+the device gets from the same model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.metadata import ModelMetadata, file_sha256
+from edgefer.runtime.preprocess import normalize
+
+from . import checkpoint, splits
+from .commands import prepare
+from .metrics import classification_report, plot_confusion, plot_roc
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits for clips (N, T, 1, S, S) float32."""
+    out = [model(torch.from_numpy(x[i:i + batch_size])).float().numpy() for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def targets(labels_of_items: list[str], meta: ModelMetadata, where: str) -> np.ndarray:
+    unknown = sorted(set(labels_of_items) - set(meta.labels))
+    if unknown:
+        raise EdgeferError(where, f"dataset has labels {unknown} the model does not predict ({meta.labels})",
+                           "evaluate on a dataset with the model's label set, or pick classes with ?classes=")
+    index = {lab: i for i, lab in enumerate(meta.labels)}
+    return np.array([index[lab] for lab in labels_of_items], np.int64)
+
+
+def run_evaluation(args: argparse.Namespace) -> int:
+    model_path = Path(args.model)
+    model, meta = checkpoint.load(model_path)
+    ds, decoded, plan, man = prepare(args.data, size=meta.input_size, seed=args.seed, folds=args.folds)
+    idx = plan.indices(args.split, args.fold)
+    y = targets([ds.items[i].label for i in idx], meta, args.data)
+    x = normalize(decoded.pixels[idx], meta.mean, meta.std)[:, None, None]   # (N, T=1, 1, S, S)
+    logits = predict(model, x, args.batch_size)
+    report = classification_report(y, logits, list(meta.labels))
+    split_name = args.split if args.fold is None else f"{args.split}-fold{args.fold}"
+    out = Path(args.out or f"runs/eval/{model_path.stem}-{ds.name}-{split_name}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        man_path = splits.write_manifest(man, Path("runs/manifests"))
+    except OSError as exc:
+        raise EdgeferError(out, f"cannot write results ({exc.strerror})", "choose another --out") from None
+    result = {
+        "model": str(model_path), "model_sha256": file_sha256(model_path), "architecture": meta.architecture,
+        "dataset": args.data, "split": args.split, "fold": args.fold,
+        "manifest_sha256": man["manifest_sha256"], "manifest": str(man_path),
+        "skipped_files": len(ds.skipped), **report,
+    }
+    title = f"{meta.architecture} on {ds.name} {split_name}"
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot_confusion(report, out / "confusion.png", title)
+    plot_roc(y, logits, list(meta.labels), out / "roc.png", title)
+    (out / "summary.md").write_text(summary_markdown(result, title))
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"{title}: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
+              f"ROC AUC {report['roc_auc_ovr_macro'] or float('nan'):.4f} (n={report['n']}) -> {out}")
+    return 0
+
+
+def summary_markdown(r: dict, title: str) -> str:
+    fold = "" if r["fold"] is None else f" fold {r['fold']}"
+    rows = "\n".join(f"| {lab} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
+                     f"{'' if m['roc_auc'] is None else format(m['roc_auc'], '.3f')} | {m['support']} |"
+                     for lab, m in r["per_class"].items())
+    return (f"# {title}\n\n"
+            f"- model: `{r['model']}` (sha256 {r['model_sha256'][:12]})\n"
+            f"- data: `{r['dataset']}`, split `{r['split']}`{fold}, n={r['n']}, "
+            f"manifest {r['manifest_sha256'][:12]}\n"
+            f"- accuracy **{r['accuracy']:.4f}**, macro-F1 **{r['macro_f1']:.4f}**, "
+            f"macro P {r['macro_precision']:.4f} / R {r['macro_recall']:.4f}, ROC AUC (ovr, macro) "
+            f"{'n/a' if r['roc_auc_ovr_macro'] is None else format(r['roc_auc_ovr_macro'], '.4f')}\n\n"
+            "| class | precision | recall | F1 | ROC AUC | support |\n|---|---|---|---|---|---|\n"
+            f"{rows}\n\n![confusion](confusion.png) ![roc](roc.png)\n")

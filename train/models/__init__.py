@@ -1,0 +1,48 @@
+"""Model registry: name -> builder, defaults and traits, as timm's create_model does.
+
+Every model takes clips shaped (batch, T, 1, H, W) for any T >= 1 and returns class
+logits (batch, classes). The CLI's --model choices and the parametrised tests come from
+REGISTRY, so adding a model is adding one decorated builder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from edgefer.runtime.errors import EdgeferError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Callable[..., nn.Module]       # build(num_classes, **kwargs)
+    input_size: int                       # side of the square grayscale input the paper used
+    streaming: bool                       # unidirectional: can run frame by frame with carried state
+    help: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, input_size: int, streaming: bool, help: str, **defaults: Any):
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        REGISTRY[name] = ModelEntry(name, fn, input_size, streaming, help, defaults)
+        return fn
+    return deco
+
+
+def entry(name: str) -> ModelEntry:
+    if name not in REGISTRY:
+        raise EdgeferError(None, f"unknown model '{name}'", f"use one of {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def create(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+    e = entry(name)
+    return e.build(num_classes, **{**e.defaults, **kwargs})
+
+
+from . import tiny  # noqa: E402,F401  (registers itself)
