@@ -67,8 +67,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
     def args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(later=issue)
+        p.set_defaults(later=issue)   # its options arrive with it; anything given is accepted for now
     return args
 
 
@@ -112,7 +111,10 @@ def _handler(cmd: Command) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "later", None):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if getattr(args, "later", None):
             raise EdgeferError(None, f"`edgefer {args.command}` is not yet available", f"it arrives with {args.later}")

@@ -24,6 +24,11 @@ USAGES = ("Training", "PublicTest", "PrivateTest")
 ROLES = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 
+def row_key(i: int) -> str:
+    """Item key of CSV data row i (0-based): FERPlus joins on the same row numbers."""
+    return f"row{i:05d}"
+
+
 def read_pixel_csv(path: Path, required: tuple[str, ...]) -> tuple[list[dict[str, str]], list[str]]:
     """Rows of a FER-style CSV with its header checked; header names are whitespace-stripped
     because Kaggle's `icml_face_data.csv` spells them ` Usage` and ` pixels`."""
@@ -54,7 +59,7 @@ def load_pixel_csv(path: Path) -> tuple[np.ndarray, list[str], list[str], list[S
         except ValueError:
             values = np.array([])
         if values.size != 48 * 48 or values.min(initial=0) < 0 or values.max(initial=0) > 255:
-            skipped.append(Skip(f"{path}:row{i}", f"pixels are not 2304 values in 0..255 ({values.size})"))
+            skipped.append(Skip(f"{path}:{row_key(i)}", f"pixels are not 2304 values in 0..255 ({values.size})"))
             continue
         pixels[i] = values.reshape(48, 48)
     return pixels, [r["emotion"].strip() for r in rows], [r["Usage"].strip() for r in rows], skipped
@@ -65,7 +70,7 @@ def _from_csv(spec: DatasetSpec) -> Dataset:
     bad = {s.path for s in skipped}
     items = []
     for i, (code, usage) in enumerate(zip(codes, usages)):
-        key = f"row{i:05d}"
+        key = row_key(i)
         if f"{spec.path}:{key}" in bad:
             continue
         if code not in CODES:

@@ -15,7 +15,7 @@ import numpy as np
 from edgefer.runtime.errors import EdgeferError
 
 from .base import Dataset, DatasetSpec, Item, Skip, register
-from .fer2013 import ROLES, USAGES, load_pixel_csv, read_pixel_csv
+from .fer2013 import ROLES, USAGES, load_pixel_csv, read_pixel_csv, row_key
 
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 MAPPING = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
@@ -44,8 +44,11 @@ def load_ferplus(spec: DatasetSpec) -> Dataset:
         raise EdgeferError(votes_csv, f"has {len(rows)} rows but {pixels_csv.name} has {len(pixels)}",
                            "use the fer2013new.csv that matches this fer2013.csv row for row")
     items: list[Item] = []
+    bad_pixels = {s.path.rsplit(":", 1)[1] for s in skipped}
     for i, row in enumerate(rows):
-        key = f"row{i:05d}"
+        key = row_key(i)
+        if key in bad_pixels:
+            continue
         if not row["Image name"].strip():
             skipped.append(Skip(f"{votes_csv}:{key}", "no image name (FERPlus removed it)"))
             continue

@@ -1,0 +1,58 @@
+"""The CLI as a user meets it: JSON on stdout, one-line errors, help that lists the registries."""
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+
+def test_audit_json_has_the_documented_keys(fixture_dir):
+    res = run_cli("data", "audit", f"fer2013:{fixture_dir('fer2013-folders')}", "--json")
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert r["splits"]["Training"]["total"] == 42
+    assert r["splits"]["PrivateTest"]["classes"]["neutral"] == 2
+    assert {"exact", "near"} <= set(r["cross_split_duplicates"])
+    assert len(r["manifest_sha256"]) == 64
+
+
+def test_ckplus_audit_json(fixture_dir):
+    res = run_cli("data", "audit", f"ckplus:{fixture_dir('ckplus48', per_class=12)}", "--json", "--no-near")
+    r = json.loads(res.stdout)
+    assert (r["subjects"], r["sequences"], r["fold_subject_overlap"]) == (12, 36, 0)
+    assert set(r["splits"]) == {f"fold{k}" for k in range(10)}
+
+
+def test_bad_input_is_one_line_without_traceback(tmp_path):
+    res = run_cli("data", "audit", f"fer2013:{tmp_path / 'missing'}")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgefer: error:") and "missing" in lines[0]
+
+
+def test_unknown_dataset_lists_registry(tmp_path):
+    res = run_cli("data", "audit", f"kaggle:{tmp_path}")
+    assert res.returncode == 2 and "ckplus" in res.stderr and "folder" in res.stderr
+
+
+def test_help_teaches_with_examples():
+    res = run_cli("data", "--help")
+    assert res.returncode == 0 and "edgefer data audit fer2013:" in res.stdout
+    top = run_cli("--help").stdout
+    for cmd in ("data", "train", "evaluate", "search", "compress", "run", "bench"):
+        assert cmd in top
+
+
+def test_later_commands_say_so(tmp_path):
+    res = run_cli("bench", "--models", "default")
+    assert res.returncode == 2 and "not yet available" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_manifest_and_fixture_commands(tmp_path):
+    res = run_cli("data", "fixture", "rafdb", tmp_path / "raf", "--per-class", "3")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("data", "manifest", f"rafdb:{tmp_path / 'raf'}", "--out", tmp_path / "m")
+    assert res.returncode == 0, res.stderr
+    written = list((tmp_path / "m").glob("rafdb-*.manifest.json"))
+    assert len(written) == 1 and json.loads(written[0].read_text())["splits"]["test"]

@@ -1,0 +1,88 @@
+"""`edgefer evaluate` on a randomly initialised checkpoint: numbers, files and refusals."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from edgefer.runtime.labels import LABELS
+from edgefer.runtime.metadata import ModelMetadata
+from edgefer.train import checkpoint, models
+from edgefer.train.metrics import classification_report
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    def make(labels=LABELS[:7], name="tiny.pt"):
+        torch.manual_seed(0)
+        model = models.create("tiny", len(labels))
+        meta = ModelMetadata("tiny", list(labels), 48, 0.5, 0.25)
+        return checkpoint.save(tmp_path / name, model, "tiny", {}, meta)
+    return make
+
+
+def test_evaluate_writes_metrics_plots_and_summary(fixture_dir, tiny_checkpoint, tmp_path):
+    ckpt = tiny_checkpoint()
+    out = tmp_path / "eval"
+    res = run_cli("evaluate", ckpt, "--data", f"fer2013:{fixture_dir('fer2013-folders')}",
+                  "--split", "PublicTest", "--json", "--out", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    cm = np.array(r["confusion_matrix"])
+    assert r["n"] == 14 == cm.sum()
+    assert r["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert sum(c["support"] for c in r["per_class"].values()) == 14
+    assert len(r["manifest_sha256"]) == 64
+    for name in ("metrics.json", "summary.md", "confusion.png", "roc.png"):
+        assert (out / name).stat().st_size > 0
+    assert json.loads((out / "metrics.json").read_text())["manifest_sha256"] == r["manifest_sha256"]
+
+
+def test_metrics_match_a_known_case():
+    labels = ["angry", "happy", "sad"]
+    y = np.array([0, 0, 1, 1, 2, 2])
+    logits = np.eye(3)[[0, 1, 1, 1, 2, 0]] * 5
+    r = classification_report(y, logits, labels)
+    assert r["accuracy"] == pytest.approx(4 / 6)
+    assert r["per_class"]["happy"]["precision"] == pytest.approx(2 / 3)
+    assert r["per_class"]["angry"]["recall"] == pytest.approx(0.5)
+    assert r["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert 0 <= r["roc_auc_ovr_macro"] <= 1
+
+
+def test_evaluate_on_a_fold(fixture_dir, tiny_checkpoint, tmp_path):
+    ckpt = tiny_checkpoint(labels=("angry", "disgust", "fear", "happy", "sad", "surprise", "contempt"))
+    res = run_cli("evaluate", ckpt, "--data", f"ckplus:{fixture_dir('ckplus48', per_class=12)}",
+                  "--split", "test", "--fold", "3", "--json", "--out", tmp_path / "e", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["fold"] == 3
+
+
+def test_label_set_mismatch_is_refused(fixture_dir, tiny_checkpoint, tmp_path):
+    ckpt = tiny_checkpoint(labels=("angry", "happy", "sad", "neutral"))
+    res = run_cli("evaluate", ckpt, "--data", f"fer2013:{fixture_dir('fer2013-folders')}", "--split", "PublicTest",
+                  cwd=tmp_path)
+    assert res.returncode == 2 and "does not predict" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_foreign_and_corrupt_checkpoints_are_refused(fixture_dir, tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00garbage")
+    for path, cause in ((foreign, "not an edgefer checkpoint"), (corrupt, "not a readable PyTorch checkpoint")):
+        res = run_cli("evaluate", path, "--data", f"fer2013:{fixture_dir('fer2013-folders')}", "--split", "PublicTest")
+        assert res.returncode == 2 and cause in res.stderr and str(path) in res.stderr
+
+
+def test_checkpoint_of_another_architecture_is_refused(tiny_checkpoint, tmp_path):
+    ckpt = tiny_checkpoint()
+    payload = torch.load(ckpt, weights_only=True)
+    payload["kwargs"] = {"width": 16}
+    torch.save(payload, ckpt)
+    from edgefer.runtime.errors import EdgeferError
+    with pytest.raises(EdgeferError, match="do not fit architecture"):
+        checkpoint.load(ckpt)
