@@ -71,6 +71,7 @@ def test_ferplus_majority_rule():
 
 def test_ckplus_crops_carry_subject_sequence_frame(fixture_dir):
     ds = datasets.load(f"ckplus:{fixture_dir('ckplus48')}")
+    assert ds.paper_size == 48 and datasets.load(f"fer2013:{fixture_dir('fer2013-folders')}").paper_size == 100
     it = ds.items[0]
     assert it.subject.startswith("S") and it.sequence.startswith(it.subject) and it.frame >= 1
     per_seq = {}

@@ -17,6 +17,7 @@ def prepare(spec: str, size: int = 48, seed: int = 0, folds: int = 10):
     decoded = images.decode(ds, size, progress=sys.stderr.isatty())
     plan = splits.plan_splits(ds, seed, folds)
     man = splits.manifest(ds, plan, decoded.hashes, spec)
+    _warn_skipped(ds)
     return ds, decoded, plan, man
 
 
@@ -36,7 +37,6 @@ def data(args: argparse.Namespace) -> int:
         print(f"wrote {args.format} fixture to {out}  (try: edgefer data audit {FORMATS[args.format]}:{out})")
         return 0
     ds, decoded, plan, man = prepare(args.dataset, seed=args.seed, folds=args.folds)
-    _warn_skipped(ds)
     if args.action == "manifest":
         path = splits.write_manifest(man, Path(args.out))
         print(f"{path}  manifest_sha256={man['manifest_sha256']}")

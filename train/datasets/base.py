@@ -48,6 +48,7 @@ class Dataset:
     roles: dict[str, str]          # train/val/test -> split name (fold datasets: filled per fold)
     skipped: list[Skip] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)  # source label -> canonical, documented
+    paper_size: int = 100          # input side the papers resize this dataset to (CK+: 48)
 
     @property
     def labels(self) -> tuple[str, ...]:

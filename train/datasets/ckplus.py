@@ -36,7 +36,7 @@ def _crops(spec: DatasetSpec) -> Dataset:
         subject, seq, frame = m.groups()
         items.append(Item(it.key, it.label, subject=subject, sequence=f"{subject}_{seq}", frame=int(frame)))
     return Dataset("ckplus", root, items, lambda it: read_gray_file(root / it.key), "group-kfold",
-                   {}, skipped, mapping=dict(FOLDER_MAPPING))
+                   {}, skipped, mapping=dict(FOLDER_MAPPING), paper_size=48)
 
 
 def _emotion_code(path: Path) -> int:
@@ -71,7 +71,7 @@ def _original(spec: DatasetSpec) -> Dataset:
     if not items:
         raise EdgeferError(emotions, "no labelled sequence found", "check the Emotion/ and cohn-kanade-images/ folders")
     return Dataset("ckplus", root, items, lambda it: read_gray_file(root / it.key), "group-kfold",
-                   {}, skipped, mapping={str(k): v for k, v in CODES.items()})
+                   {}, skipped, mapping={str(k): v for k, v in CODES.items()}, paper_size=48)
 
 
 @register("ckplus", "CK+: 48x48 class-folder crops (SXXX_YYY_ZZZZZZZZ.png) or the original release; subject-grouped folds")
