@@ -126,22 +126,19 @@ def test_wrong_csv_header(tmp_path):
     assert "wrong CSV header" in msg and str(bad) in msg and "emotion" in msg
 
 
+def _fer_csv(path, rows):
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([["emotion", "pixels", "Usage"], *rows])
+    return path
+
+
 def test_unknown_label_in_csv(tmp_path):
-    bad = tmp_path / "fer2013.csv"
-    with open(bad, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["emotion", "pixels", "Usage"])
-        w.writerow([9, " ".join(["0"] * 2304), "Training"])
+    bad = _fer_csv(tmp_path / "fer2013.csv", [[9, " ".join(["0"] * 2304), "Training"]])
     assert "unknown label '9'" in _error(f"fer2013:{bad}")
 
 
 def test_short_pixel_rows_are_skipped_and_counted(tmp_path):
-    path = tmp_path / "fer2013.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["emotion", "pixels", "Usage"])
-        w.writerow([3, " ".join(["7"] * 2304), "Training"])
-        w.writerow([3, "1 2 3", "Training"])
+    path = _fer_csv(tmp_path / "fer2013.csv", [[3, " ".join(["7"] * 2304), "Training"], [3, "1 2 3", "Training"]])
     ds = datasets.load(f"fer2013:{path}")
     assert len(ds.items) == 1 and len(ds.skipped) == 1 and "2304" in ds.skipped[0].reason
 
