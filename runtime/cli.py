@@ -65,6 +65,34 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=10)
 
 
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--list", action="store_true", help="list the model zoo (params, MFLOPs per frame, presets) and exit")
+    p.add_argument("--model", help="registry name, e.g. edge, cnn1, cnnlstm2, resrnn-gru (see --list)")
+    p.add_argument("--data", help=DATASET_HELP)
+    p.add_argument("--preset", help="named hyper-parameters: paper (defaults), case-I, case-II for resrnn-*")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a constructor argument, e.g. --set units=228 --set 'widths=[64,128,256,384]'")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam peak learning rate (one-cycle schedule)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--balance", choices=["none", "oversample", "downsample"], default="none",
+                   help="resample the training split (only) to equal class sizes")
+    p.add_argument("--no-augment", action="store_true", help="turn the papers' training augmentation off")
+    p.add_argument("--clip-length", type=int, default=1, help="frames per training clip (jittered views of a still image)")
+    p.add_argument("--size", type=int, help="input side in pixels (default: the model's paper size)")
+    p.add_argument("--patience", type=int, default=8, help="early stopping: epochs without better validation accuracy")
+    p.add_argument("--max-minutes", type=float, help="stop after the epoch that exceeds this wall-clock budget")
+    p.add_argument("--fold", type=int, help="k-fold datasets: train one fold (default: all folds = cross-validation)")
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (mixed precision on CUDA)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--resume", help="continue from a run's last.pt")
+    p.add_argument("--out", help="run folder (default: runs/<model>-<dataset>[-<preset>])")
+
+
 def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
     def args(p: argparse.ArgumentParser) -> None:
         p.set_defaults(later=issue)   # its options arrive with it; anything given is accepted for now
@@ -79,7 +107,13 @@ COMMANDS = [
     Command("evaluate", "accuracy, macro/per-class P/R/F1, confusion matrix, ROC AUC of a model on a split",
             "edgefer.train.commands:evaluate", _evaluate_args,
             epilog="example:\n  edgefer evaluate runs/edge/best.pt --data fer2013:../shared/data/fer2013 --split PublicTest --json"),
-    Command("train", "train a model from the zoo (not yet available)", "", _later("the model-zoo issue")),
+    Command("train", "train a zoo model: checkpoints, curves, metrics; k-fold CV on CK+",
+            "edgefer.train.commands:train_cmd", _train_args,
+            epilog="examples:\n  edgefer train --list\n"
+                   "  edgefer train --model edge --data fer2013:../shared/data/fer2013 --epochs 60 --clip-length 1\n"
+                   "  edgefer train --model resrnn-gru --preset case-I --data ckplus:../shared/data/ckplus48 --folds 10\n"
+                   "  edgefer train --model cnnlstm2 --data fer2013:../shared/data/fer2013 --balance oversample\n"
+                   "Bidirectional models (resrnn-bilstm) run on sliding windows only; the others also stream."),
     Command("search", "hyper-parameter search (not yet available)", "", _later("the model-zoo issue")),
     Command("compress", "prune, quantize, export ONNX/TFLite/TensorRT (not yet available)", "", _later("the compression issue")),
     Command("run", "on-device daemon: camera -> faces -> emotions (not yet available)", "", _later("the runtime issue"), extra=""),

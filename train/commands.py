@@ -77,3 +77,62 @@ def format_audit(r: dict) -> str:
 def evaluate(args: argparse.Namespace) -> int:
     from .evaluate import run_evaluation
     return run_evaluation(args)
+
+
+def _parse_set(pairs: list[str]) -> dict:
+    """--set key=value pairs; values are JSON when they parse as JSON (numbers, lists), else strings."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise EdgeferError(None, f"--set {pair!r} is not key=value", "write e.g. --set units=228")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def list_models() -> str:
+    from . import models
+    from .models.profile import mflops_per_frame, params
+
+    rows = [f"{'model':16s} {'input':>5s} {'stream':>6s} {'params':>11s} {'MFLOPs':>8s}  description"]
+    for name, e in sorted(models.REGISTRY.items()):
+        m = models.create(name, 7)
+        rows.append(f"{name:16s} {e.input_size:5d} {'yes' if e.streaming else 'no':>6s} {params(m):11,d} "
+                    f"{mflops_per_frame(m, e.input_size):8.1f}  {e.help}"
+                    + (f" [presets: {', '.join(e.presets)}]" if e.presets else ""))
+    return "\n".join(rows)
+
+
+def train_cmd(args: argparse.Namespace) -> int:
+    if args.list:
+        print(list_models())
+        return 0
+    if not args.model or not args.data:
+        raise EdgeferError(None, "--model and --data are required", "see `edgefer train --list` and `edgefer train --help`")
+    from . import models
+    from .crossval import cross_validate
+    from .trainer import TrainConfig, train
+
+    models.entry(args.model)
+    name = f"{args.model}-{args.data.split(':', 1)[0]}" + (f"-{args.preset}" if args.preset else "")
+    cfg = TrainConfig(model=args.model, data=args.data, out=Path(args.out or f"runs/{name}"), preset=args.preset,
+                      model_kwargs=_parse_set(args.set), size=args.size, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      label_smoothing=args.label_smoothing, balance=args.balance, augment=not args.no_augment,
+                      clip_length=args.clip_length, patience=args.patience, max_minutes=args.max_minutes,
+                      fold=args.fold, folds=args.folds, seed=args.seed, device=args.device, threads=args.threads,
+                      resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
+    if args.fold is None and _is_kfold(args.data):
+        cross_validate(cfg)
+    else:
+        s = train(cfg)
+        print(f"best validation accuracy {s['best_val_accuracy']:.4f} at epoch {s['best_epoch']} "
+              f"({s['stop_reason']}, {s['minutes']:.1f} min) -> {cfg.out / 'best.pt'}")
+    return 0
+
+
+def _is_kfold(spec: str) -> bool:
+    return datasets.load(spec).split_scheme == "group-kfold"

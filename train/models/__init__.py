@@ -22,14 +22,18 @@ class ModelEntry:
     streaming: bool                       # unidirectional: can run frame by frame with carried state
     help: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)   # named hyper-parameter sets
+    grid: dict[str, list[Any]] = field(default_factory=dict)           # the paper's search grid, if any
 
 
 REGISTRY: dict[str, ModelEntry] = {}
+TRAINING_KEYS = {"batch_size", "lr"}   # preset keys that configure training, not the constructor
 
 
-def register(name: str, input_size: int, streaming: bool, help: str, **defaults: Any):
+def register(name: str, input_size: int, streaming: bool, help: str, presets: dict | None = None,
+             grid: dict | None = None, **defaults: Any):
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        REGISTRY[name] = ModelEntry(name, fn, input_size, streaming, help, defaults)
+        REGISTRY[name] = ModelEntry(name, fn, input_size, streaming, help, defaults, presets or {}, grid or {})
         return fn
     return deco
 
@@ -40,9 +44,14 @@ def entry(name: str) -> ModelEntry:
     return REGISTRY[name]
 
 
+def constructor_kwargs(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults merged with overrides, minus training-only keys: what the checkpoint stores."""
+    merged = {**entry(name).defaults, **(overrides or {})}
+    return {k: v for k, v in merged.items() if k not in TRAINING_KEYS}
+
+
 def create(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
-    e = entry(name)
-    return e.build(num_classes, **{**e.defaults, **kwargs})
+    return entry(name).build(num_classes, **constructor_kwargs(name, kwargs))
 
 
-from . import tiny  # noqa: E402,F401  (registers itself)
+from . import backbones_gru, cnn4, cnnlstm, edge, resrnn, tiny  # noqa: E402,F401  (they register themselves)

@@ -1,0 +1,58 @@
+"""Training batches: augmented, balanced, clipped and normalised, from decoded pixels.
+
+Still images become clips of T jittered views; items of a real sequence (CK+) become the
+T frames ending at that item, augmented with one draw for the whole clip so a clip stays
+a plausible video.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from edgefer.runtime.preprocess import normalize
+
+from .augment import frame_jitter, paper_augment
+from .clips import pad_or_trim
+from .datasets import Dataset
+
+
+class ClipSampler:
+    def __init__(self, ds: Dataset, pixels: np.ndarray, mean: float, std: float, clip_length: int,
+                 augment: bool, seed: int):
+        self.pixels, self.mean, self.std, self.t = pixels, mean, std, clip_length
+        size = pixels.shape[-1]
+        self.augment = paper_augment(size, seed) if augment else None
+        self.jitter = frame_jitter(seed + 1)
+        self.history: dict[int, list[int]] = {}
+        if clip_length > 1 and any(it.sequence for it in ds.items):
+            members: dict[str, list[int]] = defaultdict(list)
+            for i, it in enumerate(ds.items):
+                if it.sequence:
+                    members[it.sequence].append(i)
+            for seq in members.values():
+                seq.sort(key=lambda i: ds.items[i].frame or 0)
+                for pos, i in enumerate(seq):
+                    self.history[i] = pad_or_trim(seq[:pos + 1], clip_length)
+
+    def _clip(self, i: int) -> np.ndarray:
+        if i in self.history:                       # a real sequence: T frames up to this one
+            frames = self.pixels[self.history[i]]
+            return self.augment(images=frames)["images"] if self.augment else frames
+        img = self.augment(image=self.pixels[i])["image"] if self.augment else self.pixels[i]
+        if self.t == 1:
+            return img[None]
+        return np.stack([img] + [self.jitter(image=img)["image"] for _ in range(self.t - 1)])
+
+    def batch(self, indices: np.ndarray) -> torch.Tensor:
+        clips = np.stack([self._clip(int(i)) for i in indices])          # (B, T, S, S) uint8
+        return torch.from_numpy(normalize(clips, self.mean, self.std)[:, :, None])
+
+
+def eval_batches(pixels: np.ndarray, indices: np.ndarray, mean: float, std: float, batch_size: int):
+    """Un-augmented single-frame clips (B, 1, 1, S, S), exactly what `edgefer evaluate` feeds."""
+    for start in range(0, len(indices), batch_size):
+        idx = indices[start:start + batch_size]
+        yield idx, torch.from_numpy(normalize(pixels[idx], mean, std)[:, None, None])
+
