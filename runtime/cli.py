@@ -77,6 +77,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam peak learning rate (one-cycle schedule)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--warmup", type=float, default=0.1, help="fraction of the one-cycle schedule spent warming up")
     p.add_argument("--balance", choices=["none", "oversample", "downsample"], default="none",
                    help="resample the training split (only) to equal class sizes")
     p.add_argument("--no-augment", action="store_true", help="turn the papers' training augmentation off")

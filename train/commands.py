@@ -121,7 +121,7 @@ def train_cmd(args: argparse.Namespace) -> int:
     cfg = TrainConfig(model=args.model, data=args.data, out=Path(args.out or f"runs/{name}"), preset=args.preset,
                       model_kwargs=_parse_set(args.set), size=args.size, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                      label_smoothing=args.label_smoothing, balance=args.balance, augment=not args.no_augment,
+                      label_smoothing=args.label_smoothing, warmup=args.warmup, balance=args.balance, augment=not args.no_augment,
                       clip_length=args.clip_length, patience=args.patience, max_minutes=args.max_minutes,
                       fold=args.fold, folds=args.folds, seed=args.seed, device=args.device, threads=args.threads,
                       resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
@@ -129,6 +129,9 @@ def train_cmd(args: argparse.Namespace) -> int:
         cross_validate(cfg)
     else:
         s = train(cfg)
+        if s["stop_reason"] == "nan":
+            raise EdgeferError(cfg.out, f"training diverged (loss NaN) in epoch {s['epochs_run'] + 1}",
+                               "lower --lr; the last good checkpoint is last.pt" if s["epochs_run"] else "lower --lr")
         print(f"best validation accuracy {s['best_val_accuracy']:.4f} at epoch {s['best_epoch']} "
               f"({s['stop_reason']}, {s['minutes']:.1f} min) -> {cfg.out / 'best.pt'}")
     return 0

@@ -45,6 +45,7 @@ class TrainConfig:
     lr: float = 1e-3                             # Adam, the papers' rate
     weight_decay: float = 1e-4                   # L2, as the resrnn papers use
     label_smoothing: float = 0.0
+    warmup: float = 0.1                          # fraction of the one-cycle schedule spent warming up
     balance: str = "none"                        # none | oversample | downsample (training split only)
     augment: bool = True                         # the papers' augmentation, training only
     clip_length: int = 1                         # T of training clips
@@ -83,10 +84,12 @@ def pick_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def validate(model: nn.Module, pixels: np.ndarray, idx: np.ndarray, y: np.ndarray, mean: float, std: float,
-             labels: list[str], device: torch.device, batch_size: int = 256) -> dict:
+             labels: list[str], device: torch.device, batch_size: int = 256) -> dict | None:
     model.eval()
     logits = np.concatenate([model(x.to(device)).float().cpu().numpy()
                              for _, x in eval_batches(pixels, idx, mean, std, batch_size)])
+    if not np.isfinite(logits).all():
+        return None                    # the weights diverged: the caller stops and keeps the last good checkpoint
     loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
     return {"loss": loss, **classification_report(y, logits, labels)}
 
@@ -117,7 +120,7 @@ def train(cfg: TrainConfig) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(sample_idx) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                                                pct_start=0.15)
+                                                pct_start=cfg.warmup)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -133,6 +136,9 @@ def train(cfg: TrainConfig) -> dict:
         st = payload["extra"].get("train_state") or {}
         if not st:
             raise EdgeferError(cfg.resume, "has no training state to resume from", "resume from a last.pt")
+        if st.get("epochs", cfg.epochs) != cfg.epochs:
+            raise EdgeferError(cfg.resume, f"was scheduled for {st['epochs']} epochs; resuming keeps that schedule",
+                               f"pass --epochs {st['epochs']}")
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         start_epoch, best_acc, best_epoch, history = st["epoch"] + 1, st["best_acc"], st["best_epoch"], st["history"]
@@ -164,11 +170,11 @@ def train(cfg: TrainConfig) -> dict:
             tot_correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
             bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
-        if stop_reason == "nan":
-            print(f"edgefer: loss became NaN in epoch {epoch + 1}; stopped. The last good checkpoint is "
-                  f"{cfg.out / 'last.pt'} (lower --lr or check the data)")
+        val = None if stop_reason == "nan" else validate(model, decoded.pixels, val_idx, y_all[val_idx], mean, std,
+                                                          labels, device)
+        if val is None:                # diverged: stop; last.pt still holds the previous, finite epoch
+            stop_reason = "nan"
             break
-        val = validate(model, decoded.pixels, val_idx, y_all[val_idx], mean, std, labels, device)
         row = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
                "val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"],
                "lr": sched.get_last_lr()[0], "minutes": (time.time() - t0) / 60}
@@ -179,7 +185,7 @@ def train(cfg: TrainConfig) -> dict:
             meta.metrics = {"val_split": plan.roles.get("val", f"fold{cfg.fold}+1"), "val_accuracy": val["accuracy"],
                             "val_macro_f1": val["macro_f1"], "epoch": epoch + 1}
             checkpoint.save(cfg.out / "best.pt", model, cfg.model, kwargs, meta)
-        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "best_acc": best_acc,
+        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "epochs": cfg.epochs, "best_acc": best_acc,
                  "best_epoch": best_epoch, "history": history}
         checkpoint.save(cfg.out / "last.pt", model, cfg.model, kwargs, meta, {"train_state": state})
         print(f"epoch {epoch + 1:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "

@@ -1,0 +1,75 @@
+"""`edgefer train` end to end on generated data: it learns, checkpoints, resumes, cross-validates."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from edgefer.train import checkpoint
+from edgefer.train.trainer import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained(fixture_dir, tmp_path_factory):
+    data = f"fer2013:{fixture_dir('fer2013-folders', per_class=30)}"
+    out = tmp_path_factory.mktemp("run")
+    summary = train(TrainConfig(model="cnn1", data=data, out=out, epochs=8, augment=False, threads=1, progress=False))
+    return data, out, summary
+
+
+def test_training_learns_and_writes_its_outputs(trained):
+    _, out, summary = trained
+    assert summary["best_val_accuracy"] > 0.3           # chance is 1/7; cartoon faces are learnable
+    for name in ("best.pt", "last.pt", "metrics.json", "curves.png"):
+        assert (out / name).stat().st_size > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["manifest_sha256"]) == 64 and metrics["val_split"] == "PublicTest"
+    assert metrics["params"] == 116_871 and len(metrics["history"]) == metrics["epochs_run"]
+
+
+def test_checkpoint_carries_metadata_and_evaluate_reproduces_validation(trained, tmp_path):
+    data, out, summary = trained
+    model, meta = checkpoint.load(out / "best.pt")
+    assert meta.architecture == "cnn1" and meta.input_size == 48 and len(meta.labels) == 7
+    assert 0 < meta.mean < 1 and meta.provenance["manifest_sha256"] == summary["manifest_sha256"]
+    res = run_cli("evaluate", out / "best.pt", "--data", data, "--split", "PublicTest", "--json", "--out", tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["accuracy"] == pytest.approx(summary["best_val_accuracy"])
+
+
+def test_resume_continues_where_it_stopped(fixture_dir, tmp_path):
+    data = f"fer2013:{fixture_dir('fer2013-folders')}"
+    first = train(TrainConfig(model="tiny", data=data, out=tmp_path, epochs=3, threads=1, progress=False,
+                              max_minutes=1e-6))            # "interrupted" after its first epoch
+    assert first["epochs_run"] == 1 and first["stop_reason"] == "time-budget"
+    again = train(TrainConfig(model="tiny", data=data, out=tmp_path, epochs=3, threads=1, progress=False,
+                              resume=tmp_path / "last.pt"))
+    assert [h["epoch"] for h in again["history"]] == [1, 2, 3]
+    from edgefer.runtime.errors import EdgeferError
+    with pytest.raises(EdgeferError, match="pass --epochs 3"):
+        train(TrainConfig(model="tiny", data=data, out=tmp_path, epochs=5, threads=1, progress=False,
+                          resume=tmp_path / "last.pt"))
+
+
+def test_divergence_stops_with_a_clear_error(fixture_dir, tmp_path):
+    res = run_cli("train", "--model", "tiny", "--data", f"fer2013:{fixture_dir('fer2013-folders')}", "--epochs", "2",
+                  "--lr", "1e30", "--out", tmp_path, "--threads", "1")
+    assert res.returncode == 2 and "NaN" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_subject_independent_cross_validation(fixture_dir, tmp_path):
+    res = run_cli("train", "--model", "tiny", "--data", f"ckplus:{fixture_dir('ckplus48', per_class=12)}",
+                  "--folds", "3", "--epochs", "1", "--out", tmp_path, "--threads", "1", "--clip-length", "2")
+    assert res.returncode == 0, res.stderr
+    cv = json.loads((tmp_path / "cv.json").read_text())
+    assert len(cv["per_fold"]) == 3 and 0 <= cv["test_accuracy_mean"] <= 1
+    assert sum(f["n"] for f in cv["per_fold"]) == 108        # every image scored exactly once, by its own fold
+
+
+def test_unknown_model_and_preset(fixture_dir, tmp_path):
+    data = f"fer2013:{fixture_dir('fer2013-folders')}"
+    res = run_cli("train", "--model", "resnet9000", "--data", data)
+    assert res.returncode == 2 and "edge" in res.stderr
+    res = run_cli("train", "--model", "edge", "--preset", "case-III", "--data", data, "--out", tmp_path)
+    assert res.returncode == 2 and "no preset" in res.stderr
