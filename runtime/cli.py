@@ -94,6 +94,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder (default: runs/<model>-<dataset>[-<preset>])")
 
 
+def _search_args(p: argparse.ArgumentParser) -> None:
+    _train_args(p)
+    p.add_argument("--method", choices=["grid", "tpe"], default="tpe",
+                   help="grid: the paper's grid (cnn4) or cases (resrnn); tpe: Bayesian search with pruning")
+    p.add_argument("--trials", type=int, default=20, help="TPE trials (grid runs every point)")
+
+
 def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
     def args(p: argparse.ArgumentParser) -> None:
         p.set_defaults(later=issue)   # its options arrive with it; anything given is accepted for now
@@ -115,7 +122,11 @@ COMMANDS = [
                    "  edgefer train --model resrnn-gru --preset case-I --data ckplus:../shared/data/ckplus48 --folds 10\n"
                    "  edgefer train --model cnnlstm2 --data fer2013:../shared/data/fer2013 --balance oversample\n"
                    "Bidirectional models (resrnn-bilstm) run on sliding windows only; the others also stream."),
-    Command("search", "hyper-parameter search (not yet available)", "", _later("the model-zoo issue")),
+    Command("search", "hyper-parameter search (Optuna): the papers' grids or TPE with pruning",
+            "edgefer.train.commands:search_cmd", _search_args,
+            epilog="examples:\n  edgefer search --model cnn4 --method grid --data 'folder:DATA?classes=angry,happy,neutral,sad' "
+                   "--balance downsample --batch-size 16\n"
+                   "  edgefer search --model edge --method tpe --trials 20 --epochs 10 --data fer2013:../shared/data/fer2013"),
     Command("compress", "prune, quantize, export ONNX/TFLite/TensorRT (not yet available)", "", _later("the compression issue")),
     Command("run", "on-device daemon: camera -> faces -> emotions (not yet available)", "", _later("the runtime issue"), extra=""),
     Command("bench", "accuracy vs latency benchmark (not yet available)", "", _later("the benchmark issue")),

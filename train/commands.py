@@ -106,25 +106,47 @@ def list_models() -> str:
     return "\n".join(rows)
 
 
+def _train_config(args: argparse.Namespace, default_out: str) -> "TrainConfig":
+    from . import models
+    from .trainer import TrainConfig
+
+    if not args.model or not args.data:
+        raise EdgeferError(None, "--model and --data are required", "see `edgefer train --list` and `--help`")
+    models.entry(args.model)
+    return TrainConfig(model=args.model, data=args.data, out=Path(args.out or default_out), preset=args.preset,
+                       model_kwargs=_parse_set(args.set), size=args.size, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       label_smoothing=args.label_smoothing, warmup=args.warmup, balance=args.balance,
+                       augment=not args.no_augment, clip_length=args.clip_length, patience=args.patience,
+                       max_minutes=args.max_minutes, fold=args.fold, folds=args.folds, seed=args.seed,
+                       device=args.device, threads=args.threads, progress=sys.stderr.isatty(),
+                       resume=Path(args.resume) if getattr(args, "resume", None) else None)
+
+
+def _run_name(args: argparse.Namespace) -> str:
+    return f"{args.model}-{(args.data or '').split(':', 1)[0]}" + (f"-{args.preset}" if args.preset else "")
+
+
+def search_cmd(args: argparse.Namespace) -> int:
+    from .search import search
+
+    cfg = _train_config(args, f"runs/search/{_run_name(args)}-{args.method}")
+    if cfg.fold is None and _is_kfold(cfg.data):
+        cfg.fold = 0     # select on fold 0's validation fold; CV then scores the chosen setting on all folds
+    r = search(cfg, args.method, args.trials, cfg.out)
+    print(f"{r['completed']} trials completed, {r['pruned']} pruned; best validation accuracy "
+          f"{r['best']['val_accuracy']:.4f} with {r['best']['params']} -> {cfg.out / 'search.json'}")
+    return 0
+
+
 def train_cmd(args: argparse.Namespace) -> int:
     if args.list:
         print(list_models())
         return 0
-    if not args.model or not args.data:
-        raise EdgeferError(None, "--model and --data are required", "see `edgefer train --list` and `edgefer train --help`")
-    from . import models
     from .crossval import cross_validate
-    from .trainer import TrainConfig, train
+    from .trainer import train
 
-    models.entry(args.model)
-    name = f"{args.model}-{args.data.split(':', 1)[0]}" + (f"-{args.preset}" if args.preset else "")
-    cfg = TrainConfig(model=args.model, data=args.data, out=Path(args.out or f"runs/{name}"), preset=args.preset,
-                      model_kwargs=_parse_set(args.set), size=args.size, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                      label_smoothing=args.label_smoothing, warmup=args.warmup, balance=args.balance, augment=not args.no_augment,
-                      clip_length=args.clip_length, patience=args.patience, max_minutes=args.max_minutes,
-                      fold=args.fold, folds=args.folds, seed=args.seed, device=args.device, threads=args.threads,
-                      resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
+    cfg = _train_config(args, f"runs/{_run_name(args)}")
     if args.fold is None and _is_kfold(args.data):
         cross_validate(cfg)
     else:

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -57,7 +57,8 @@ class TrainConfig:
     device: str = "auto"                         # auto | cpu | cuda
     threads: int | None = None                   # CPU threads for torch
     resume: Path | None = None                   # a last.pt to continue from
-    progress: bool = True
+    progress: bool = True                        # progress bar per epoch
+    log_epochs: bool = True                      # one summary line per epoch on stdout
 
 
 def resolve_hparams(cfg: TrainConfig) -> dict[str, Any]:
@@ -94,7 +95,8 @@ def validate(model: nn.Module, pixels: np.ndarray, idx: np.ndarray, y: np.ndarra
     return {"loss": loss, **classification_report(y, logits, labels)}
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None) -> dict:
+    """Train one model; `on_epoch(epoch, val_accuracy)` may raise to stop early (search prunes this way)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     if cfg.threads:
@@ -188,9 +190,12 @@ def train(cfg: TrainConfig) -> dict:
         state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "epochs": cfg.epochs, "best_acc": best_acc,
                  "best_epoch": best_epoch, "history": history}
         checkpoint.save(cfg.out / "last.pt", model, cfg.model, kwargs, meta, {"train_state": state})
-        print(f"epoch {epoch + 1:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
-              f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f} F1 {row['val_macro_f1']:.3f}"
-              f"{'  *' if improved else ''}  [{row['minutes']:.1f} min]", flush=True)
+        if cfg.log_epochs:
+            print(f"epoch {epoch + 1:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
+                  f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f} F1 {row['val_macro_f1']:.3f}"
+                  f"{'  *' if improved else ''}  [{row['minutes']:.1f} min]", flush=True)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, val["accuracy"])
         if epoch + 1 - best_epoch >= cfg.patience:
             stop_reason = "early-stopping"
             break
