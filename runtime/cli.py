@@ -54,7 +54,7 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="checkpoint path (.pt) written by edgefer train")
+    p.add_argument("model", help="`default` (the shipped model) or a checkpoint (.pt) written by edgefer train")
     p.add_argument("--data", required=True, help=DATASET_HELP)
     p.add_argument("--split", required=True, help="split name (e.g. PublicTest, fold3) or role (train/val/test)")
     p.add_argument("--fold", type=int, help="fold number, when --split is a role of a k-fold dataset")
@@ -67,6 +67,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the model zoo (params, MFLOPs per frame, presets) and exit")
+    p.add_argument("--promote", metavar="CHECKPOINT", help="ship CHECKPOINT as the embedded `default` model (<= 5 MB)")
     p.add_argument("--model", help="registry name, e.g. edge, cnn1, cnnlstm2, resrnn-gru (see --list)")
     p.add_argument("--data", help=DATASET_HELP)
     p.add_argument("--preset", help="named hyper-parameters: paper (defaults), case-I, case-II for resrnn-*")
@@ -101,6 +102,11 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, default=20, help="TPE trials (grid runs every point)")
 
 
+def _experiment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="leakage-ckplus | leakage-oversampling | temporal-ablation")
+    _train_args(p)
+
+
 def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
     def args(p: argparse.ArgumentParser) -> None:
         p.set_defaults(later=issue)   # its options arrive with it; anything given is accepted for now
@@ -127,6 +133,11 @@ COMMANDS = [
             epilog="examples:\n  edgefer search --model cnn4 --method grid --data 'folder:DATA?classes=angry,happy,neutral,sad' "
                    "--balance downsample --batch-size 16\n"
                    "  edgefer search --model edge --method tpe --trials 20 --epochs 10 --data fer2013:../shared/data/fer2013"),
+    Command("experiment", "controlled comparisons: leakage-ckplus, leakage-oversampling, temporal-ablation",
+            "edgefer.train.commands:experiment_cmd", _experiment_args,
+            epilog="examples:\n  edgefer experiment leakage-ckplus --model cnn1 --data ckplus:../shared/data/ckplus48 --epochs 20\n"
+                   "  edgefer experiment leakage-oversampling --model cnn1 --data fer2013:../shared/data/fer2013 --epochs 10\n"
+                   "  edgefer experiment temporal-ablation --model edge --clip-length 3 --data ckplus:../shared/data/ckplus48"),
     Command("compress", "prune, quantize, export ONNX/TFLite/TensorRT (not yet available)", "", _later("the compression issue")),
     Command("run", "on-device daemon: camera -> faces -> emotions (not yet available)", "", _later("the runtime issue"), extra=""),
     Command("bench", "accuracy vs latency benchmark (not yet available)", "", _later("the benchmark issue")),

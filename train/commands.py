@@ -11,11 +11,11 @@ from edgefer.runtime.errors import EdgeferError
 from . import datasets, images, splits
 
 
-def prepare(spec: str, size: int = 48, seed: int = 0, folds: int = 10):
+def prepare(spec: str, size: int = 48, seed: int = 0, folds: int = 10, protocol: str = "dataset"):
     """Load, decode and split a dataset: the order every command needs (decoding drops unreadable files)."""
     ds = datasets.load(spec)
     decoded = images.decode(ds, size, progress=sys.stderr.isatty())
-    plan = splits.plan_splits(ds, seed, folds)
+    plan = splits.plan_splits(ds, seed, folds, protocol)
     man = splits.manifest(ds, plan, decoded.hashes, spec)
     _warn_skipped(ds)
     return ds, decoded, plan, man
@@ -139,9 +139,23 @@ def search_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def experiment_cmd(args: argparse.Namespace) -> int:
+    from .experiments import run_experiment
+
+    cfg = _train_config(args, f"runs/experiments/{args.name}-{_run_name(args)}")
+    result = run_experiment(args.name, cfg)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def train_cmd(args: argparse.Namespace) -> int:
     if args.list:
         print(list_models())
+        return 0
+    if args.promote:
+        from .default_model import promote
+        path = promote(Path(args.promote))
+        print(f"promoted {args.promote} -> {path} ({path.stat().st_size / 1024:.0f} KB); `default` now loads it")
         return 0
     from .crossval import cross_validate
     from .trainer import train

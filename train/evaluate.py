@@ -18,7 +18,7 @@ from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata, file_sha256
 from edgefer.runtime.preprocess import normalize
 
-from . import checkpoint, splits
+from . import checkpoint, default_model, splits
 from .commands import prepare
 from .metrics import classification_report, plot_confusion, plot_roc
 
@@ -40,7 +40,7 @@ def targets(labels_of_items: list[str], meta: ModelMetadata, where: str) -> np.n
 
 
 def run_evaluation(args: argparse.Namespace) -> int:
-    model_path = Path(args.model)
+    model_path = default_model.resolve(args.model)
     model, meta = checkpoint.load(model_path)
     ds, decoded, plan, man = prepare(args.data, size=meta.input_size, seed=args.seed, folds=args.folds)
     idx = plan.indices(args.split, args.fold)
@@ -49,7 +49,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
     logits = predict(model, x, args.batch_size)
     report = classification_report(y, logits, list(meta.labels))
     split_name = args.split if args.fold is None else f"{args.split}-fold{args.fold}"
-    out = Path(args.out or f"runs/eval/{model_path.stem}-{ds.name}-{split_name}")
+    out = Path(args.out or f"runs/eval/{args.model if args.model == 'default' else model_path.stem}-{ds.name}-{split_name}")
     try:
         out.mkdir(parents=True, exist_ok=True)
         man_path = splits.write_manifest(man, Path("runs/manifests"))

@@ -76,7 +76,13 @@ def _carve(ds: Dataset, idx: list[int], fraction: float, seed: int) -> tuple[lis
     return sorted(keep.tolist()), sorted(carved.tolist())
 
 
-def plan_splits(ds: Dataset, seed: int = DEFAULT_SEED, folds: int = DEFAULT_FOLDS) -> SplitPlan:
+def plan_splits(ds: Dataset, seed: int = DEFAULT_SEED, folds: int = DEFAULT_FOLDS, protocol: str = "dataset") -> SplitPlan:
+    """The dataset's own leak-free scheme, or (protocol=...) one of the leaky LEAKY_PROTOCOLS
+    that published papers used, kept only to measure how much they inflate accuracy."""
+    if protocol != "dataset":
+        if protocol not in LEAKY_PROTOCOLS:
+            raise EdgeferError(None, f"unknown split protocol '{protocol}'", f"use dataset or one of {sorted(LEAKY_PROTOCOLS)}")
+        return LEAKY_PROTOCOLS[protocol](ds, seed, folds)
     if ds.split_scheme == "official":
         splits: dict[str, list[int]] = {}
         for i, it in enumerate(ds.items):
@@ -113,6 +119,35 @@ def _group_kfold(ds: Dataset, seed: int, folds: int) -> SplitPlan:
         splits = {f"fold{k}": sorted(test.tolist())
                   for k, (_, test) in enumerate(cv.split(np.zeros(len(labels)), labels, groups))}
     return SplitPlan("group-kfold", seed, splits, {}, folds)
+
+
+def _random_frames(ds: Dataset, seed: int, folds: int) -> SplitPlan:
+    """k folds over images, ignoring who is in them: frames of one person (one sequence) land on both sides."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = _labels(ds, range(len(ds.items)))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return SplitPlan("random-frames (leaky)", seed,
+                     {f"fold{k}": sorted(t.tolist()) for k, (_, t) in enumerate(cv.split(np.zeros(len(labels)), labels))},
+                     {}, folds)
+
+
+def _oversample_then_split(ds: Dataset, seed: int, folds: int) -> SplitPlan:
+    """Paper 002's order: random oversampling of the whole dataset, then a random 80/10/10 split.
+    Copies of one image end up in train and test; the split lists indices with repeats."""
+    from imblearn.over_sampling import RandomOverSampler
+
+    everything = np.arange(len(ds.items))
+    pooled, labels = RandomOverSampler(random_state=seed).fit_resample(everything.reshape(-1, 1), _labels(ds, everything))
+    order = np.random.default_rng(seed).permutation(len(pooled))
+    pooled = pooled.ravel()[order]
+    n_test = n_val = len(pooled) // 10
+    return SplitPlan("oversample-then-split (leaky)", seed,
+                     {"test": pooled[:n_test].tolist(), "val": pooled[n_test:n_test + n_val].tolist(),
+                      "train": pooled[n_test + n_val:].tolist()}, {"train": "train", "val": "val", "test": "test"})
+
+
+LEAKY_PROTOCOLS = {"random-frames": _random_frames, "oversample-then-split": _oversample_then_split}
 
 
 def manifest(ds: Dataset, plan: SplitPlan, hashes: list[str], spec: str) -> dict:

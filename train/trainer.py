@@ -51,6 +51,7 @@ class TrainConfig:
     clip_length: int = 1                         # T of training clips
     patience: int = 8                            # early stopping: epochs without a better val accuracy
     max_minutes: float | None = None             # wall-clock budget; stops after the epoch that exceeds it
+    protocol: str = "dataset"                    # split protocol: the dataset's own, or a leaky one (experiments only)
     fold: int | None = None                      # k-fold datasets: which fold is the test fold
     folds: int = 10
     seed: int = 0
@@ -107,7 +108,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
     size = cfg.size or entry.input_size
 
     # ---- data: decode once, split, fit normalisation on the training split, balance its indices
-    ds, decoded, plan, man = prepare(cfg.data, size=size, seed=cfg.seed, folds=cfg.folds)
+    ds, decoded, plan, man = prepare(cfg.data, size=size, seed=cfg.seed, folds=cfg.folds, protocol=cfg.protocol)
     train_idx = np.array(plan.indices("train", cfg.fold))
     val_idx = np.array(plan.indices("val", cfg.fold))
     labels = list(ds.labels)

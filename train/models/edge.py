@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import register
-from .clip import ClipModel, Recurrent
+from .clip import ClipModel, FrameMean, Recurrent
 
 
 def _ds(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -47,7 +47,9 @@ class EdgeEncoder(nn.Module):
 
 @register("edge", input_size=48, streaming=True, help="ours: depthwise-separable residual CNN + GRU (<=2M params, <=60 MFLOPs/frame)")
 def edge(num_classes: int, widths: tuple[int, ...] = (48, 112, 224, 384), depths: tuple[int, ...] = (1, 2, 3, 1),
-         stem: int = 24, units: int = 128, dropout: float = 0.2) -> nn.Module:
+         stem: int = 24, units: int = 128, dropout: float = 0.2, temporal: str = "gru") -> nn.Module:
+    """temporal="mean" swaps the GRU for per-frame logits averaged over the clip (the ablation baseline)."""
     enc = EdgeEncoder(tuple(widths), tuple(depths), stem, dropout)
-    temporal = Recurrent("gru", enc.out_dim, [units], attention=False)
-    return ClipModel(enc, temporal, nn.Linear(units, num_classes))
+    if temporal == "mean":
+        return ClipModel(nn.Sequential(enc, nn.Linear(enc.out_dim, num_classes)), FrameMean(num_classes), nn.Identity())
+    return ClipModel(enc, Recurrent(temporal, enc.out_dim, [units], attention=False), nn.Linear(units, num_classes))

@@ -1,0 +1,62 @@
+"""The leaky protocols really leak, and the experiments compare like with like."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from conftest import run_cli
+from edgefer.train import datasets, images, splits
+
+
+def _ds(spec):
+    ds = datasets.load(spec)
+    images.decode(ds, 48, progress=False)
+    return ds
+
+
+def test_random_frame_folds_put_one_subject_on_both_sides(fixture_dir):
+    ds = _ds(f"ckplus:{fixture_dir('ckplus48', per_class=12)}")
+    leaky = splits.plan_splits(ds, protocol="random-frames")
+    honest = splits.plan_splits(ds)
+    def shared_subjects(plan):
+        test, train = set(plan.indices("test", 0)), set(plan.indices("train", 0))
+        return {ds.items[i].subject for i in test} & {ds.items[i].subject for i in train}
+    assert shared_subjects(honest) == set()
+    assert len(shared_subjects(leaky)) > 0
+
+
+def test_oversampling_before_the_split_copies_training_images_into_test(fixture_dir, tmp_path):
+    import shutil
+    root = shutil.copytree(fixture_dir("fer2013-folders", per_class=30), tmp_path / "fer")
+    for f in sorted((root / "train" / "happy").iterdir())[3:]:
+        f.unlink()                               # happy is now rare: the oversampler must copy its images
+    ds = _ds(f"fer2013:{root}")
+    plan = splits.plan_splits(ds, protocol="oversample-then-split")
+    pooled = plan.indices("train") + plan.indices("val") + plan.indices("test")
+    counts = np.bincount([list(ds.labels).index(ds.items[i].label) for i in pooled])
+    assert counts.min() == counts.max()          # the whole pool was balanced before splitting
+    assert len(pooled) > len(set(pooled))        # ... by copying images
+    leaked = set(plan.indices("test")) & set(plan.indices("train"))
+    assert leaked and all(ds.items[i].label == "happy" for i in leaked)   # copies straddle the split
+
+
+def test_experiment_command_writes_its_comparison(fixture_dir, tmp_path):
+    res = run_cli("experiment", "leakage-ckplus", "--model", "tiny", "--data", f"ckplus:{fixture_dir('ckplus48', per_class=12)}",
+                  "--folds", "3", "--epochs", "1", "--out", tmp_path, "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    r = json.loads((tmp_path / "experiment.json").read_text())
+    assert {"subject_independent", "random_frames", "gap_points"} <= set(r)
+    assert json.loads((tmp_path / "random-frames" / "cv.json").read_text())["protocol"] == "random-frames"
+
+
+def test_temporal_ablation_trains_both_heads_on_the_same_encoder(fixture_dir, tmp_path):
+    res = run_cli("experiment", "temporal-ablation", "--model", "edge", "--data", f"ckplus:{fixture_dir('ckplus48', per_class=12)}",
+                  "--folds", "3", "--epochs", "1", "--clip-length", "3", "--out", tmp_path, "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    r = json.loads((tmp_path / "experiment.json").read_text())
+    assert r["clip_length"] == 3 and {"recurrent", "frame_mean", "gain_points"} <= set(r)
+    from edgefer.train import checkpoint
+    _, gru_meta = checkpoint.load(tmp_path / "gru" / "fold0" / "best.pt")
+    mean_model, _ = checkpoint.load(tmp_path / "mean" / "fold0" / "best.pt")
+    assert gru_meta.clip_length == 3 and type(mean_model.temporal).__name__ == "FrameMean"
