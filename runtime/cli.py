@@ -59,6 +59,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", required=True, help="split name (e.g. PublicTest, fold3) or role (train/val/test)")
     p.add_argument("--fold", type=int, help="fold number, when --split is a role of a k-fold dataset")
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
+    p.add_argument("--drop-leaked", action="store_true",
+                   help="score only images with no exact or near copy in the training split (FER2013 has ~10%%)")
     p.add_argument("--out", help="folder for metrics.json, summary.md and plots (default: runs/eval/<model>-<data>-<split>)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)

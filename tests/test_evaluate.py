@@ -86,3 +86,19 @@ def test_checkpoint_of_another_architecture_is_refused(tiny_checkpoint, tmp_path
     from edgefer.runtime.errors import EdgeferError
     with pytest.raises(EdgeferError, match="do not fit architecture"):
         checkpoint.load(ckpt)
+
+
+def test_drop_leaked_scores_only_images_without_a_training_copy(fixture_dir, tiny_checkpoint, tmp_path):
+    import shutil
+
+    import cv2
+    root = shutil.copytree(fixture_dir("fer2013-folders"), tmp_path / "fer")
+    planted = cv2.imread(str(sorted((root / "train" / "sad").iterdir())[0]), 0)
+    cv2.imwrite(str(root / "test" / "sad" / "PublicTest_99999.png"), planted)
+    ckpt = tiny_checkpoint()
+    full = json.loads(run_cli("evaluate", ckpt, "--data", f"fer2013:{root}", "--split", "PublicTest", "--json",
+                              "--out", tmp_path / "a").stdout)
+    res = run_cli("evaluate", ckpt, "--data", f"fer2013:{root}", "--split", "PublicTest", "--json", "--drop-leaked",
+                  "--out", tmp_path / "b")
+    clean = json.loads(res.stdout)
+    assert clean["dropped_leaked"] >= 1 and clean["n"] + clean["dropped_leaked"] == full["n"] == 15

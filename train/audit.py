@@ -117,3 +117,12 @@ def _subjects(ds: Dataset, plan: SplitPlan, split_of: dict[int, str]) -> dict:
         "folds": plan.folds,
         "fold_subject_overlap": sum(len(s) > 1 for s in splits_of_subject.values()),
     }
+
+
+def leaked(decoded: Decoded, plan: SplitPlan, eval_idx: list[int], train_idx: list[int]) -> set[int]:
+    """Items of `eval_idx` with an exact or near copy among `train_idx`: what a leak-aware score drops."""
+    train_hashes = {decoded.hashes[i] for i in train_idx}
+    out = {i for i in eval_idx if decoded.hashes[i] in train_hashes}
+    ph = phashes(decoded.pixels)
+    out |= {i for i, _ in _near_pairs(eval_idx, train_idx, ph, decoded.pixels, decoded.hashes)}
+    return out

@@ -44,6 +44,12 @@ def run_evaluation(args: argparse.Namespace) -> int:
     model, meta = checkpoint.load(model_path)
     ds, decoded, plan, man = prepare(args.data, size=meta.input_size, seed=args.seed, folds=args.folds)
     idx = plan.indices(args.split, args.fold)
+    dropped = 0
+    if args.drop_leaked:
+        from .audit import leaked
+        train_idx = plan.indices("train", args.fold)
+        bad = leaked(decoded, plan, idx, train_idx)
+        idx, dropped = [i for i in idx if i not in bad], len(bad)
     y = targets([ds.items[i].label for i in idx], meta, args.data)
     x = normalize(decoded.pixels[idx], meta.mean, meta.std)[:, None, None]   # (N, T=1, 1, S, S)
     logits = predict(model, x, args.batch_size)
@@ -59,7 +65,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
         "model": str(model_path), "model_sha256": file_sha256(model_path), "architecture": meta.architecture,
         "dataset": args.data, "split": args.split, "fold": args.fold,
         "manifest_sha256": man["manifest_sha256"], "manifest": str(man_path),
-        "skipped_files": len(ds.skipped), **report,
+        "skipped_files": len(ds.skipped), "dropped_leaked": dropped if args.drop_leaked else None, **report,
     }
     title = f"{meta.architecture} on {ds.name} {split_name}"
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
