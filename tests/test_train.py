@@ -73,3 +73,15 @@ def test_unknown_model_and_preset(fixture_dir, tmp_path):
     assert res.returncode == 2 and "edge" in res.stderr
     res = run_cli("train", "--model", "edge", "--preset", "case-III", "--data", data, "--out", tmp_path)
     assert res.returncode == 2 and "no preset" in res.stderr
+
+
+def test_warm_start_copies_matching_weights_across_label_sets(trained, fixture_dir, tmp_path):
+    import torch
+    from edgefer.train.trainer import warm_start
+    from edgefer.train import models
+    _, out, _ = trained
+    ck = models.create("cnn1", 5)                        # CK+-like label count: the last layer differs
+    n = warm_start(ck, out / "best.pt")
+    src, _ = checkpoint.load(out / "best.pt")
+    assert n > 0 and torch.equal(ck.encoder.features[0][0].weight, src.encoder.features[0][0].weight)
+    assert ck.encoder.classifier[-1].weight.shape[0] == 5

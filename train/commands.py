@@ -120,7 +120,8 @@ def _train_config(args: argparse.Namespace, default_out: str) -> "TrainConfig":
                        augment=not args.no_augment, clip_length=args.clip_length, patience=args.patience,
                        max_minutes=args.max_minutes, fold=args.fold, folds=args.folds, seed=args.seed,
                        device=args.device, threads=args.threads, progress=sys.stderr.isatty(),
-                       resume=Path(args.resume) if getattr(args, "resume", None) else None)
+                       resume=Path(args.resume) if getattr(args, "resume", None) else None,
+                       init=Path(args.init) if getattr(args, "init", None) else None)
 
 
 def _run_name(args: argparse.Namespace) -> str:

@@ -58,6 +58,7 @@ class TrainConfig:
     device: str = "auto"                         # auto | cpu | cuda
     threads: int | None = None                   # CPU threads for torch
     resume: Path | None = None                   # a last.pt to continue from
+    init: Path | None = None                     # warm start: weights of matching shape from another checkpoint
     progress: bool = True                        # progress bar per epoch
     log_epochs: bool = True                      # one summary line per epoch on stdout
 
@@ -82,6 +83,18 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise EdgeferError(None, "--device cuda asked for, but no CUDA device is visible", "use --device cpu")
     return torch.device(name)
+
+
+def warm_start(model: nn.Module, source: Path) -> int:
+    """Copy every tensor whose name and shape match (e.g. a FER2013-trained encoder into a CK+
+    model with another label set); the rest keeps its fresh initialisation."""
+    src = checkpoint.load_payload(source)["state_dict"]
+    own = model.state_dict()
+    matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise EdgeferError(source, "shares no weights with this model", "warm-start from a checkpoint of the same architecture")
+    model.load_state_dict(matched, strict=False)
+    return len(matched)
 
 
 @torch.no_grad()
@@ -129,10 +142,13 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     meta = ModelMetadata(cfg.model, labels, size, mean, std, clip_length=cfg.clip_length, streaming=entry.streaming,
                          provenance={"dataset": cfg.data, "manifest_sha256": man["manifest_sha256"], "fold": cfg.fold,
-                                     "train_split": plan.roles.get("train", "folds"), "seed": cfg.seed})
+                                     "train_split": plan.roles.get("train", "folds"), "seed": cfg.seed,
+                                     "init": str(cfg.init) if cfg.init else None})
     cfg.out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
     start_epoch, best_acc, best_epoch = 0, -1.0, -1
+    if cfg.init:
+        warm_start(model, cfg.init)
     if cfg.resume:
         payload = checkpoint.load_payload(cfg.resume)
         model.load_state_dict(payload["state_dict"])
