@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,9 @@ def shared(*parts: str) -> Path:
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The installed CLI as a user runs it: a separate process, real exit code and streams."""
+    """The installed CLI as a user runs it: a separate process, real exit code and streams.
+    It runs in a scratch folder so default outputs (runs/...) never land in the repository."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "edgefer.runtime.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=600)
+                          capture_output=True, text=True, cwd=cwd or tempfile.mkdtemp(prefix="edgefer-cli-"),
+                          env=env, timeout=600)
