@@ -85,3 +85,15 @@ def test_warm_start_copies_matching_weights_across_label_sets(trained, fixture_d
     src, _ = checkpoint.load(out / "best.pt")
     assert n > 0 and torch.equal(ck.encoder.features[0][0].weight, src.encoder.features[0][0].weight)
     assert ck.encoder.classifier[-1].weight.shape[0] == 5
+
+
+def test_promote_strips_training_state_and_writes_metadata(trained, tmp_path):
+    from edgefer.runtime.metadata import read_sidecar
+    from edgefer.train.default_model import promote, resolve
+    _, out, _ = trained
+    target = promote(out / "last.pt", target=tmp_path / "default.pt")
+    assert "train_state" not in checkpoint.load_payload(target)["extra"]
+    assert target.stat().st_size < (out / "last.pt").stat().st_size
+    meta = read_sidecar(target)
+    assert meta.architecture == "cnn1" and len(meta.provenance["source_checkpoint_sha256"]) == 64
+    assert resolve("some/path.pt").name == "path.pt"
