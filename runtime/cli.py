@@ -94,7 +94,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (mixed precision on CUDA)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--resume", help="continue from a run's last.pt")
-    p.add_argument("--init", help="warm start from another checkpoint's matching weights (e.g. FER2013 -> CK+)")
+    p.add_argument("--init", help="warm start from matching weights of a checkpoint or `default` (e.g. FER2013 -> CK+)")
     p.add_argument("--out", help="run folder (default: runs/<model>-<dataset>[-<preset>])")
 
 

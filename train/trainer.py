@@ -88,7 +88,8 @@ def pick_device(name: str) -> torch.device:
 def warm_start(model: nn.Module, source: Path) -> int:
     """Copy every tensor whose name and shape match (e.g. a FER2013-trained encoder into a CK+
     model with another label set); the rest keeps its fresh initialisation."""
-    src = checkpoint.load_payload(source)["state_dict"]
+    from .default_model import resolve
+    src = checkpoint.load_payload(resolve(str(source)))["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     if not matched:
