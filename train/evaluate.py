@@ -83,13 +83,14 @@ def run_evaluation(args: argparse.Namespace) -> int:
 
 def summary_markdown(r: dict, title: str) -> str:
     fold = "" if r["fold"] is None else f" fold {r['fold']}"
+    leak = "" if r.get("dropped_leaked") is None else f" ({r['dropped_leaked']} images with a copy in training dropped)"
     rows = "\n".join(f"| {lab} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
                      f"{'' if m['roc_auc'] is None else format(m['roc_auc'], '.3f')} | {m['support']} |"
                      for lab, m in r["per_class"].items())
     return (f"# {title}\n\n"
             f"- model: `{r['model']}` (sha256 {r['model_sha256'][:12]})\n"
             f"- data: `{r['dataset']}`, split `{r['split']}`{fold}, n={r['n']}, "
-            f"manifest {r['manifest_sha256'][:12]}\n"
+            f"manifest {r['manifest_sha256'][:12]}{leak}\n"
             f"- accuracy **{r['accuracy']:.4f}**, macro-F1 **{r['macro_f1']:.4f}**, "
             f"macro P {r['macro_precision']:.4f} / R {r['macro_recall']:.4f}, ROC AUC (ovr, macro) "
             f"{'n/a' if r['roc_auc_ovr_macro'] is None else format(r['roc_auc_ovr_macro'], '.4f')}\n\n"
