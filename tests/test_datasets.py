@@ -173,3 +173,18 @@ def test_unreadable_image_is_skipped_and_reported(fixture_dir, tmp_path):
     assert len(ds.items) == n - 1
     reasons = {s.reason for s in ds.skipped}
     assert reasons == {"not a readable image", "not an image file"}
+
+
+def test_subset_keeps_split_and_class_shares_and_whole_sequences(fixture_dir):
+    full = datasets.load(f"fer2013:{fixture_dir('fer2013-folders', per_class=30)}")
+    half = datasets.load(f"fer2013:{fixture_dir('fer2013-folders', per_class=30)}?subset={len(full.items) // 2}")
+    assert abs(len(half.items) - len(full.items) // 2) <= 14
+    assert {it.split for it in half.items} == {it.split for it in full.items}
+    assert set(half.labels) == set(full.labels)
+    ck = datasets.load(f"ckplus:{fixture_dir('ckplus48', per_class=12)}?subset=30")
+    per_seq = {}
+    for it in ck.items:
+        per_seq[it.sequence] = per_seq.get(it.sequence, 0) + 1
+    assert set(per_seq.values()) == {3}
+    with pytest.raises(EdgeferError, match="positive count"):
+        datasets.load(f"fer2013:{fixture_dir('fer2013-folders')}?subset=lots")

@@ -31,4 +31,29 @@ def load(text: str) -> Dataset:
     ds = REGISTRY[spec.name][0](spec)
     if not ds.items:
         raise EdgeferError(spec.path, "holds no labelled images", "check the path and the ?classes= option")
+    if "subset" in spec.options:
+        ds.items[:] = subset(ds.items, spec.options["subset"], text)
     return ds
+
+
+def subset(items: list[Item], size: str, where: str) -> list[Item]:
+    """`?subset=N`: a seeded random N items, each split and class keeping its share, sequences
+    kept whole — for smoke runs and for experiments that need many epochs on little data."""
+    import numpy as np
+
+    if not size.isdigit() or int(size) <= 0:
+        raise EdgeferError(where, f"subset={size!r} is not a positive count", "write ?subset=5000")
+    groups: dict[tuple, list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault((it.split, it.label, it.sequence or i), []).append(i)
+    keys = list(groups)
+    fraction = min(1.0, int(size) / len(items))
+    rng = np.random.default_rng(0)
+    by_stratum: dict[tuple, list[tuple]] = {}
+    for k in keys:
+        by_stratum.setdefault(k[:2], []).append(k)
+    chosen = []
+    for members in by_stratum.values():
+        n = max(1, round(fraction * len(members)))
+        chosen += [members[j] for j in rng.choice(len(members), n, replace=False)]
+    return [items[i] for i in sorted(i for k in chosen for i in groups[k])]
