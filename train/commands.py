@@ -1,4 +1,4 @@
-"""Handlers behind `edgefer data ...` and `edgefer evaluate`: parse, call the library, print."""
+"""Handlers behind `edgefer data | evaluate | train | search | experiment`: parse, call the library, print."""
 from __future__ import annotations
 
 import argparse
@@ -132,7 +132,7 @@ def search_cmd(args: argparse.Namespace) -> int:
     from .search import search
 
     cfg = _train_config(args, f"runs/search/{_run_name(args)}-{args.method}")
-    if cfg.fold is None and _is_kfold(cfg.data):
+    if cfg.fold is None and is_kfold(cfg.data):
         cfg.fold = 0     # select on fold 0's validation fold; CV then scores the chosen setting on all folds
     r = search(cfg, args.method, args.trials, cfg.out)
     print(f"{r['completed']} trials completed, {r['pruned']} pruned; best validation accuracy "
@@ -162,7 +162,7 @@ def train_cmd(args: argparse.Namespace) -> int:
     from .trainer import train
 
     cfg = _train_config(args, f"runs/{_run_name(args)}")
-    if args.fold is None and _is_kfold(args.data):
+    if args.fold is None and is_kfold(args.data):
         cross_validate(cfg)
     else:
         s = train(cfg)
@@ -174,5 +174,6 @@ def train_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_kfold(spec: str) -> bool:
+def is_kfold(spec: str) -> bool:
+    """Whether the dataset's own scheme is k-fold (CK+), where `train` means cross-validation."""
     return datasets.load(spec).split_scheme == "group-kfold"

@@ -16,6 +16,7 @@ from typing import Callable
 
 from edgefer.runtime.errors import EdgeferError
 
+from .commands import is_kfold
 from .crossval import cross_validate, score_test
 from .trainer import TrainConfig, train
 
@@ -28,13 +29,8 @@ def _single_split(cfg: TrainConfig, test_clip_length: int | None = None) -> dict
             "n_test": test["n"]}
 
 
-def _is_kfold(cfg: TrainConfig) -> bool:
-    from . import datasets
-    return datasets.load(cfg.data).split_scheme == "group-kfold"
-
-
 def leakage_ckplus(cfg: TrainConfig) -> dict:
-    if not _is_kfold(cfg):
+    if not is_kfold(cfg.data):
         raise EdgeferError(cfg.data, "leakage-ckplus needs a subject-grouped dataset", "use --data ckplus:PATH")
     honest = cross_validate(replace(cfg, out=cfg.out / "subject-folds"))
     leaky = cross_validate(replace(cfg, out=cfg.out / "random-frames", protocol="random-frames"))
@@ -55,7 +51,7 @@ def temporal_ablation(cfg: TrainConfig) -> dict:
     if cfg.model != "edge":
         raise EdgeferError(None, "temporal-ablation compares the edge encoder's heads", "use --model edge")
     t = max(cfg.clip_length, 2)
-    run = cross_validate if _is_kfold(cfg) else _single_split
+    run = cross_validate if is_kfold(cfg.data) else _single_split
     out = {}
     for head in ("gru", "mean"):
         r = run(replace(cfg, out=cfg.out / head, clip_length=t, model_kwargs={**cfg.model_kwargs, "temporal": head}))
