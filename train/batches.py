@@ -7,6 +7,7 @@ a plausible video.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -51,8 +52,14 @@ class ClipSampler:
 
 
 def eval_batches(pixels: np.ndarray, indices: np.ndarray, mean: float, std: float, batch_size: int):
-    """Un-augmented single-frame clips (B, 1, 1, S, S), exactly what `edgefer evaluate` feeds."""
+    """Un-augmented single-frame clips (B, 1, 1, S, S), exactly what the device's preprocessing gives."""
     for start in range(0, len(indices), batch_size):
-        idx = indices[start:start + batch_size]
-        yield idx, torch.from_numpy(normalize(pixels[idx], mean, std)[:, None, None])
+        yield torch.from_numpy(normalize(pixels[indices[start:start + batch_size]], mean, std)[:, None, None])
 
+
+@torch.no_grad()
+def infer(model: torch.nn.Module, batches: Iterable[torch.Tensor], device: torch.device) -> np.ndarray:
+    """Logits of every batch, in order: the one inference loop of evaluation, validation and CV scoring."""
+    model.eval()
+    out = [model(x.to(device)).float().cpu().numpy() for x in batches]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -6,16 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import checkpoint
-from .batches import ClipSampler
+from .batches import ClipSampler, infer
 from .commands import prepare
 from .metrics import classification_report
 from .trainer import TrainConfig, pick_device, train
 
 
-@torch.no_grad()
 def score_test(cfg: TrainConfig, ckpt: Path, fold: int | None = None, clip_length: int = 1) -> dict:
     """A checkpoint on its test split (never seen in training or selection), on un-augmented clips:
     T = 1 single frames, or T frames ending at each test item (real sequences, else jittered views)."""
@@ -28,8 +26,7 @@ def score_test(cfg: TrainConfig, ckpt: Path, fold: int | None = None, clip_lengt
     idx = np.array(plan.indices(role, fold))
     y = np.array([meta.labels.index(ds.items[i].label) for i in idx])
     sampler = ClipSampler(ds, decoded.pixels, meta.mean, meta.std, clip_length, augment=False, seed=cfg.seed)
-    logits = np.concatenate([model(sampler.batch(idx[s:s + 256]).to(device)).float().cpu().numpy()
-                             for s in range(0, len(idx), 256)])
+    logits = infer(model, (sampler.batch(idx[s:s + 256]) for s in range(0, len(idx), 256)), device)
     return {"split": plan.roles.get(role, f"fold{fold}"), **classification_report(y, logits, list(meta.labels))}
 
 

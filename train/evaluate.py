@@ -16,18 +16,11 @@ import torch
 
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata, file_sha256
-from edgefer.runtime.preprocess import normalize
 
 from . import checkpoint, default_model, splits
+from .batches import eval_batches, infer
 from .commands import prepare
 from .metrics import classification_report, plot_confusion, plot_roc
-
-
-@torch.inference_mode()
-def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Logits for clips (N, T, 1, S, S) float32."""
-    out = [model(torch.from_numpy(x[i:i + batch_size])).float().numpy() for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def targets(labels_of_items: list[str], meta: ModelMetadata, where: str) -> np.ndarray:
@@ -51,8 +44,8 @@ def run_evaluation(args: argparse.Namespace) -> int:
         bad = leaked(decoded, plan, idx, train_idx)
         idx, dropped = [i for i in idx if i not in bad], len(bad)
     y = targets([ds.items[i].label for i in idx], meta, args.data)
-    x = normalize(decoded.pixels[idx], meta.mean, meta.std)[:, None, None]   # (N, T=1, 1, S, S)
-    logits = predict(model, x, args.batch_size)
+    logits = infer(model, eval_batches(decoded.pixels, np.array(idx, np.int64), meta.mean, meta.std, args.batch_size),
+                   torch.device("cpu"))
     report = classification_report(y, logits, list(meta.labels))
     split_name = args.split if args.fold is None else f"{args.split}-fold{args.fold}"
     out = Path(args.out or f"runs/eval/{args.model if args.model == 'default' else model_path.stem}-{ds.name}-{split_name}")

@@ -26,7 +26,7 @@ from edgefer.runtime.metadata import ModelMetadata
 
 from . import checkpoint, models, normalization
 from .balance import balance
-from .batches import ClipSampler, eval_batches
+from .batches import ClipSampler, eval_batches, infer
 from .commands import prepare
 from .metrics import classification_report
 from .models.profile import mflops_per_frame, params
@@ -101,9 +101,7 @@ def warm_start(model: nn.Module, source: Path) -> int:
 @torch.no_grad()
 def validate(model: nn.Module, pixels: np.ndarray, idx: np.ndarray, y: np.ndarray, mean: float, std: float,
              labels: list[str], device: torch.device, batch_size: int = 256) -> dict | None:
-    model.eval()
-    logits = np.concatenate([model(x.to(device)).float().cpu().numpy()
-                             for _, x in eval_batches(pixels, idx, mean, std, batch_size)])
+    logits = infer(model, eval_batches(pixels, idx, mean, std, batch_size), device)
     if not np.isfinite(logits).all():
         return None                    # the weights diverged: the caller stops and keeps the last good checkpoint
     loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
