@@ -54,7 +54,8 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="`default` (the shipped model) or a checkpoint (.pt) written by edgefer train")
+    p.add_argument("model", help="`default` (the shipped model), a checkpoint (.pt) written by edgefer train, or an "
+                                 "artifact written by edgefer compress (.onnx, .tflite, .engine; run in its own backend)")
     p.add_argument("--data", required=True, help=DATASET_HELP)
     p.add_argument("--split", required=True, help="split name (e.g. PublicTest, fold3) or role (train/val/test)")
     p.add_argument("--fold", type=int, help="fold number, when --split is a role of a k-fold dataset")
@@ -110,6 +111,25 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
     _train_args(p)
 
 
+def _compress_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="`default` (the shipped model) or a checkpoint (.pt) written by edgefer train")
+    p.add_argument("--precision", default="int8", help="comma-separated: fp32, fp16, int8 (default: int8; fp32 is always made)")
+    p.add_argument("--formats", default="onnx,tflite", help="comma-separated: onnx, tflite, tensorrt (default: onnx,tflite)")
+    p.add_argument("--prune", type=float, help="structured channel pruning ratio per layer group, e.g. 0.5, then a fine-tune")
+    p.add_argument("--finetune-epochs", type=int, default=6, help="fine-tune epochs after pruning (default 6)")
+    p.add_argument("--finetune-lr", type=float, default=1e-3)
+    p.add_argument("--data", default="fer2013:../shared/data/fer2013",
+                   help="dataset for calibration (its train split), fine-tuning and the accuracy check " + DATASET_HELP)
+    p.add_argument("--split", default="PublicTest", help="split the report's accuracy is measured on (default PublicTest)")
+    p.add_argument("--calibration", type=int, default=512, help="INT8 calibration images, class-balanced (default 512)")
+    p.add_argument("--calibration-data", help="another dataset spec, or a .npy of uint8 (N, S, S) face crops")
+    p.add_argument("--no-eval", action="store_true", help="skip the accuracy check (no dataset needed unless int8)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for checks and latency (default 1)")
+    p.add_argument("--name", help="artifact file stem (default: default, or the checkpoint's name)")
+    p.add_argument("--out", help="output folder (default runs/compress/<name>)")
+    p.add_argument("--print-report", action="store_true", help="print report.md when done")
+
+
 def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
     def args(p: argparse.ArgumentParser) -> None:
         p.set_defaults(later=issue)   # its options arrive with it; anything given is accepted for now
@@ -141,7 +161,15 @@ COMMANDS = [
             epilog="examples:\n  edgefer experiment leakage-ckplus --model cnn1 --data ckplus:../shared/data/ckplus48 --epochs 20\n"
                    "  edgefer experiment leakage-oversampling --model cnn1 --data fer2013:../shared/data/fer2013 --epochs 10\n"
                    "  edgefer experiment temporal-ablation --model edge --clip-length 3 --data ckplus:../shared/data/ckplus48"),
-    Command("compress", "prune, quantize, export ONNX/TFLite/TensorRT (not yet available)", "", _later("the compression issue")),
+    Command("compress", "prune, quantize, export ONNX / TFLite / TensorRT, check every artifact against PyTorch",
+            "edgefer.compress.pipeline:compress", _compress_args,
+            epilog="examples:\n"
+                   "  edgefer compress default --precision int8 --formats onnx,tflite\n"
+                   "  edgefer compress default --prune 0.5 --precision int8 --formats onnx\n"
+                   "  edgefer compress runs/edge/best.pt --precision fp16,int8 --formats onnx,tflite,tensorrt --out artifacts/\n"
+                   "fp32 is always written too (the reference every row is compared with). TensorRT engines are\n"
+                   "built on the Jetson itself; elsewhere --formats tensorrt checks the ONNX against TensorRT's\n"
+                   "operator table and writes the INT8 calibration cache the device needs."),
     Command("run", "on-device daemon: camera -> faces -> emotions (not yet available)", "", _later("the runtime issue"), extra=""),
     Command("bench", "accuracy vs latency benchmark (not yet available)", "", _later("the benchmark issue")),
 ]

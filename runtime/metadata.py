@@ -35,6 +35,12 @@ class ModelMetadata:
     format: str = "pytorch"           # pytorch | onnx | tflite | tensorrt
     provenance: dict[str, Any] = field(default_factory=dict)  # source hash, dataset, manifest, commit
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Exported graphs: "window" maps clips (B, T, 1, S, S) -> logits; "stream" maps a frame
+    # (B, 1, S, S) and the state tensors listed in `state` (in input order, each with its
+    # shape without the batch axis and its initial fill value) -> logits and the new state.
+    graph: str = "window"
+    state: list[dict[str, Any]] = field(default_factory=list)
+    companions: dict[str, str] = field(default_factory=dict)  # sibling files, e.g. {"stream": "x.stream.onnx"}
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -44,6 +50,8 @@ class ModelMetadata:
                                f"use labels from {list(LABELS)}")
         if self.input_size <= 0 or self.std <= 0 or self.clip_length < 1:
             raise EdgeferError(None, "metadata has a non-positive input_size, std or clip_length")
+        if self.graph not in ("window", "stream"):
+            raise EdgeferError(None, f"metadata graph '{self.graph}' is neither 'window' nor 'stream'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

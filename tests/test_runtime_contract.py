@@ -16,7 +16,9 @@ RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 
 
 def test_runtime_never_imports_torch():
-    modules = sorted(f"edgefer.runtime.{p.stem}" for p in RUNTIME.glob("*.py") if p.stem != "__init__")
+    modules = sorted("edgefer.runtime." + ".".join(p.relative_to(RUNTIME).with_suffix("").parts).removesuffix(".__init__")
+                     for p in RUNTIME.rglob("*.py"))
+    assert "edgefer.runtime.backends.litert" in modules
     code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sklearn', 'albumentations'))\n"
             "print(','.join(bad))")

@@ -16,6 +16,7 @@ import torch
 
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata, file_sha256
+from edgefer.runtime.preprocess import normalize
 
 from . import checkpoint, default_model, splits
 from .batches import eval_batches, infer
@@ -32,9 +33,35 @@ def targets(labels_of_items: list[str], meta: ModelMetadata, where: str) -> np.n
     return np.array([index[lab] for lab in labels_of_items], np.int64)
 
 
+class Predictor:
+    """Checkpoints run in PyTorch; exported artifacts (.onnx, .tflite, .engine) run in the backend
+    the device uses, prepared from the same pixels, so the two numbers are comparable."""
+
+    def __init__(self, path: Path, batch_size: int):
+        self.batch_size = batch_size
+        if path.suffix == ".pt" or not path.suffix:
+            self.model, self.meta = checkpoint.load(path)
+            self.deployed = None
+        else:
+            from edgefer.runtime import model as deployed
+            self.deployed = deployed.load(path, streaming=False)
+            self.meta = self.deployed.meta
+
+    def __call__(self, pixels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        if self.deployed is None:
+            return infer(self.model, eval_batches(pixels, idx, self.meta.mean, self.meta.std, self.batch_size),
+                         torch.device("cpu"))
+        clips = normalize(pixels[idx], self.meta.mean, self.meta.std)[:, None, None]
+        t = self.deployed.window.input_shapes[0][1]
+        if t and t > 1:                         # a windowed graph of fixed T (TFLite): a still image is T equal frames
+            clips = np.repeat(clips, t, axis=1)
+        return self.deployed.logits(clips, self.batch_size)
+
+
 def run_evaluation(args: argparse.Namespace) -> int:
     model_path = default_model.resolve(args.model)
-    model, meta = checkpoint.load(model_path)
+    predict = Predictor(model_path, args.batch_size)
+    meta = predict.meta
     ds, decoded, plan, man = prepare(args.data, size=meta.input_size, seed=args.seed, folds=args.folds)
     idx = plan.indices(args.split, args.fold)
     dropped = 0
@@ -44,8 +71,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
         bad = leaked(decoded, plan, idx, train_idx)
         idx, dropped = [i for i in idx if i not in bad], len(bad)
     y = targets([ds.items[i].label for i in idx], meta, args.data)
-    logits = infer(model, eval_batches(decoded.pixels, np.array(idx, np.int64), meta.mean, meta.std, args.batch_size),
-                   torch.device("cpu"))
+    logits = predict(decoded.pixels, np.array(idx, np.int64))
     report = classification_report(y, logits, list(meta.labels))
     split_name = args.split if args.fold is None else f"{args.split}-fold{args.fold}"
     out = Path(args.out or f"runs/eval/{args.model if args.model == 'default' else model_path.stem}-{ds.name}-{split_name}")
@@ -56,6 +82,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
         raise EdgeferError(out, f"cannot write results ({exc.strerror})", "choose another --out") from None
     result = {
         "model": str(model_path), "model_sha256": file_sha256(model_path), "architecture": meta.architecture,
+        "format": meta.format, "precision": meta.precision,
         "dataset": args.data, "split": args.split, "fold": args.fold,
         "manifest_sha256": man["manifest_sha256"], "manifest": str(man_path),
         "skipped_files": len(ds.skipped), "dropped_leaked": dropped if args.drop_leaked else None, **report,

@@ -9,6 +9,7 @@ split); test splits are only ever touched by `edgefer evaluate` and CV's final s
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -59,6 +60,7 @@ class TrainConfig:
     threads: int | None = None                   # CPU threads for torch
     resume: Path | None = None                   # a last.pt to continue from
     init: Path | None = None                     # warm start: weights of matching shape from another checkpoint
+    transform: Callable[[nn.Module], nn.Module] | None = None  # applied after --init, e.g. channel pruning
     progress: bool = True                        # progress bar per epoch
     log_epochs: bool = True                      # one summary line per epoch on stdout
 
@@ -131,7 +133,12 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
     sampler = ClipSampler(ds, decoded.pixels, mean, std, cfg.clip_length, cfg.augment, cfg.seed)
 
     # ---- model, optimiser, schedule
-    model = models.create(cfg.model, len(labels), **kwargs).to(device)
+    model = models.create(cfg.model, len(labels), **kwargs)
+    if cfg.init:
+        warm_start(model, cfg.init)
+    if cfg.transform:
+        model = cfg.transform(model)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(sample_idx) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
@@ -146,10 +153,10 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
     cfg.out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
     start_epoch, best_acc, best_epoch = 0, -1.0, -1
-    if cfg.init:
-        warm_start(model, cfg.init)
     if cfg.resume:
         payload = checkpoint.load_payload(cfg.resume)
+        if payload.get("pruned"):
+            checkpoint.fit_shapes(model, payload["state_dict"])
         model.load_state_dict(payload["state_dict"])
         st = payload["extra"].get("train_state") or {}
         if not st:
@@ -220,6 +227,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
             break
 
     model_for_profile = models.create(cfg.model, len(labels), **kwargs)
+    if cfg.transform:                  # profile the model as trained (e.g. pruned), not the registry default
+        model_for_profile = copy.deepcopy(model).cpu()
     summary = {
         "model": cfg.model, "kwargs": kwargs, "data": cfg.data, "fold": cfg.fold, "labels": labels,
         "manifest_sha256": man["manifest_sha256"], "train_images": int(len(train_idx)), "train_samples_per_epoch": int(len(sample_idx)),

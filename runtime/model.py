@@ -1,0 +1,59 @@
+"""A deployable model: metadata + its window graph + (for unidirectional models) its stream graph.
+
+This is what the daemon, `edgefer evaluate` and the benchmarks run. It reads everything
+from the sidecar (`<artifact>.json`): input size and normalisation for the caller's
+preprocessing, label order, and the state layout of the streaming graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backends import Graph, open_graph
+from .errors import EdgeferError
+from .metadata import ModelMetadata, read_sidecar
+
+State = list[np.ndarray]
+
+
+@dataclass
+class DeployedModel:
+    path: Path
+    meta: ModelMetadata
+    window: Graph
+    stream: Graph | None
+    state_spec: list[dict]             # the stream graph's state inputs: name, shape (no batch axis), fill
+
+    def logits(self, clips: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """clips (N, T, 1, S, S) float32 prepared as the metadata says -> logits (N, classes)."""
+        step = 1 if self.window.fixed_batch == 1 else batch_size
+        out = [self.window.run([clips[i:i + step]])[0] for i in range(0, len(clips), step)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.meta.labels)), np.float32)
+
+    def init_state(self, batch: int = 1) -> State:
+        if self.stream is None:
+            raise EdgeferError(self.path, "this model has no streaming graph (bidirectional or exported without it)",
+                               "run it on sliding windows with logits()")
+        return [np.full((batch, *s["shape"]), s["fill"], np.float32) for s in self.state_spec]
+
+    def step(self, frames: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """One new frame per row (B, 1, S, S) and the carried state -> logits and the new state."""
+        if self.stream is None:
+            self.init_state()            # raises the explanatory error
+        out = self.stream.run([frames, *state])
+        return out[0], out[1:]
+
+
+def load(path: Path, threads: int | None = None, streaming: bool = True) -> DeployedModel:
+    meta = read_sidecar(path)
+    if meta.graph != "window":
+        raise EdgeferError(path, "is a streaming graph; load the windowed artifact beside it",
+                           f"pass the file named by its sidecar instead (e.g. {path.name.replace('.stream', '')})")
+    stream, spec = None, []
+    if streaming and "stream" in meta.companions:
+        stream_path = path.with_name(meta.companions["stream"])
+        spec = read_sidecar(stream_path).state
+        stream = open_graph(stream_path, threads)
+    return DeployedModel(path, meta, open_graph(path, threads), stream, spec)

@@ -1,0 +1,230 @@
+"""Compression: ONNX / TFLite artifacts agree with PyTorch, bad input fails cleanly, TensorRT checks."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.labels import LABELS
+from edgefer.runtime.metadata import ModelMetadata, read_sidecar
+from edgefer.train import checkpoint, models
+
+SMALL_EDGE = {"widths": [8, 16, 16, 32], "depths": [1, 1, 1, 1], "stem": 8, "units": 16}
+
+
+@pytest.fixture(scope="module")
+def small_edge(tmp_path_factory):
+    """A small `edge` (depthwise residual CNN + GRU) with trained-looking BatchNorm statistics."""
+    torch.manual_seed(0)
+    model = models.create("edge", 7, **SMALL_EDGE)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(16, 1, 1, 48, 48))
+    meta = ModelMetadata("edge", list(LABELS[:7]), 48, 0.5, 0.25, streaming=True)
+    return checkpoint.save(tmp_path_factory.mktemp("ckpt") / "small.pt", model.eval(), "edge", SMALL_EDGE, meta)
+
+
+@pytest.fixture(scope="module")
+def compressed(small_edge, fixture_dir, tmp_path_factory):
+    data = fixture_dir("fer2013-folders", per_class=8)
+    out = tmp_path_factory.mktemp("artifacts")
+    res = run_cli("compress", small_edge, "--precision", "fp16,int8", "--formats", "onnx,tflite,tensorrt",
+                  "--data", f"fer2013:{data}", "--calibration", "42", "--out", out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out, json.loads((out / "report.json").read_text()), data
+
+
+def test_compress_writes_every_artifact_with_sidecars(compressed):
+    out, report, _ = compressed
+    for precision in ("fp32", "fp16", "int8"):
+        for suffix in (".onnx", ".tflite"):
+            window, stream = out / f"small.{precision}{suffix}", out / f"small.{precision}.stream{suffix}"
+            assert window.is_file() and stream.is_file()
+            meta = read_sidecar(window)
+            assert meta.precision == precision and meta.graph == "window" and meta.companions == {"stream": stream.name}
+            assert meta.provenance["source_checkpoint_sha256"] and meta.labels == list(LABELS[:7])
+            assert read_sidecar(stream).state == [{"name": "h0", "shape": [1, 16], "fill": 0.0}]
+    assert (out / "small.calib.cache").read_text().startswith("TRT-")
+    assert not list(out.glob(".partial-*")), "the work folder must be gone"
+    assert (out / "report.md").read_text().count("| `small.") >= 7
+
+
+def test_fp32_artifacts_match_pytorch_and_int8_stays_close(compressed):
+    _, report, _ = compressed
+    rows = {(r["format"], r["precision"]): r for r in report["rows"]}
+    for fmt in ("onnx", "tflite"):
+        assert rows[(fmt, "fp32")]["max_abs_diff"] < 1e-4
+        assert rows[(fmt, "fp32")]["stream_max_abs_diff"] < 1e-4
+        assert rows[(fmt, "fp32")]["agreement"] == 1.0
+        assert rows[(fmt, "int8")]["agreement"] >= 0.5      # a random small model: only sanity here
+        assert rows[(fmt, "int8")]["latency_p50_ms"] > 0
+    assert rows[("tflite", "int8")]["size_bytes"] < rows[("tflite", "fp32")]["size_bytes"]
+
+
+def test_tflite_int8_has_integer_io(compressed):
+    from ai_edge_litert.interpreter import Interpreter
+    out, _, _ = compressed
+    runner = Interpreter(model_path=str(out / "small.int8.tflite")).get_signature_runner()
+    (detail,) = runner.get_input_details().values()
+    assert detail["dtype"] == np.int8 and detail["quantization"][0] > 0
+
+
+def test_evaluate_runs_artifacts_in_their_backend(compressed, small_edge, tmp_path):
+    out, _, data = compressed
+    results = {}
+    for model in (small_edge, out / "small.fp32.onnx", out / "small.fp32.tflite", out / "small.int8.tflite"):
+        res = run_cli("evaluate", model, "--data", f"fer2013:{data}", "--split", "PublicTest", "--json",
+                      "--out", tmp_path / model.name)
+        assert res.returncode == 0, res.stderr[-1500:]
+        results[model.name] = json.loads(res.stdout)
+    assert results["small.fp32.onnx"]["accuracy"] == results["small.pt"]["accuracy"]
+    assert results["small.fp32.tflite"]["accuracy"] == results["small.pt"]["accuracy"]
+    assert results["small.int8.tflite"]["format"] == "tflite" and results["small.int8.tflite"]["precision"] == "int8"
+
+
+def test_streaming_artifact_equals_windowed_run(compressed):
+    from edgefer.runtime.model import load
+    out, _, _ = compressed
+    for name in ("small.fp32.onnx", "small.fp32.tflite"):
+        dm = load(out / name)
+        clip = np.random.default_rng(1).normal(size=(1, 5, 1, 48, 48)).astype(np.float32)
+        state = dm.init_state(1)
+        for t in range(5):
+            logits, state = dm.step(clip[:, t], state)
+        if dm.window.input_shapes[0][1] is None:        # ONNX: any T
+            np.testing.assert_allclose(logits, dm.logits(clip), atol=1e-4)
+
+
+def test_foreign_checkpoint_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, bad)
+    res = run_cli("compress", bad, "--no-eval", "--precision", "fp32", "--out", tmp_path / "o")
+    assert res.returncode == 2 and "not an edgefer checkpoint" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_too_few_calibration_images_leaves_nothing(small_edge, fixture_dir, tmp_path):
+    data = fixture_dir("fer2013-folders", per_class=8)
+    out = tmp_path / "o"
+    res = run_cli("compress", small_edge, "--precision", "int8", "--formats", "onnx", "--data", f"fer2013:{data}",
+                  "--calibration", "8", "--out", out)
+    assert res.returncode == 2 and "calibration images" in res.stderr
+    assert not list(out.glob("*.onnx"))
+
+
+def test_wrong_shape_calibration_array_is_refused(small_edge, tmp_path):
+    arr = tmp_path / "faces.npy"
+    np.save(arr, np.zeros((64, 32, 32), np.uint8))
+    res = run_cli("compress", small_edge, "--precision", "int8", "--formats", "onnx", "--no-eval",
+                  "--calibration-data", arr, "--out", tmp_path / "o")
+    assert res.returncode == 2 and "(N, 48, 48)" in res.stderr
+
+
+def test_unwritable_output_folder(small_edge, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = run_cli("compress", small_edge, "--no-eval", "--precision", "fp32", "--out", blocker / "sub")
+    assert res.returncode == 2 and "cannot be written" in res.stderr
+
+
+def test_unknown_format_names_the_valid_ones(small_edge, tmp_path):
+    res = run_cli("compress", small_edge, "--no-eval", "--formats", "onnx,coreml", "--out", tmp_path / "o")
+    assert res.returncode == 2 and "coreml" in res.stderr and "tflite" in res.stderr
+
+
+# ---- TensorRT: static op check here, real engines where TensorRT imports
+
+def _graph(op: str, zero_point: int = 0, domain: str = ""):
+    import onnx
+    from onnx import TensorProto, helper
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+             helper.make_tensor("z", TensorProto.INT8, [], [zero_point])]
+    if op == "QuantizeLinear":
+        node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], name="q")
+        out_type = TensorProto.INT8
+    else:
+        node = helper.make_node(op, ["x"], ["y"], name="n", domain=domain)
+        out_type = TensorProto.FLOAT
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", out_type, [1, 4])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_tensorrt_op_check_passes_our_graphs_and_names_bad_ops(compressed):
+    from edgefer.compress.tensorrt_ops import check_file, check_model
+    out, _, _ = compressed
+    for name in ("small.fp32.onnx", "small.fp32.stream.onnx"):
+        assert check_file(out / name) == []
+    assert check_model(_graph("Relu")) == []
+    (problem,) = check_model(_graph("StringNormalizer"))
+    assert "StringNormalizer" in problem and "TensorRT 10" in problem
+    (problem,) = check_model(_graph("QuantizeLinear", zero_point=3))
+    assert "zero point" in problem
+    assert check_model(_graph("QuantizeLinear", zero_point=0)) == []
+    assert "custom-domain" in check_model(_graph("Foo", domain="com.example"))[0]
+
+
+def test_tensorrt_calibration_cache_format(tmp_path):
+    from edgefer.compress.onnx_export import write_trt_cache
+    from edgefer.runtime.backends.tensorrt_build import retarget_cache, trt_version_code
+    path = write_trt_cache({"a": 12.7, "b": 0.5}, tmp_path / "c.cache")
+    header, *lines = path.read_text().splitlines()
+    assert header == "TRT-100300-EntropyCalibration2"
+    name, hexval = lines[0].split(": ")
+    assert name == "a" and struct.unpack(">f", bytes.fromhex(hexval))[0] == pytest.approx(0.1)
+    assert retarget_cache(path.read_text(), "10.7.0").startswith(b"TRT-100700-")
+    assert trt_version_code("8.6.1") == 80601
+
+
+def test_tensorrt_engine_where_tensorrt_imports(compressed, tmp_path):
+    pytest.importorskip("tensorrt", reason="TensorRT installs only with JetPack / NVIDIA's index, not on this machine")
+    from edgefer.runtime.backends import open_graph
+    from edgefer.runtime.backends.tensorrt_build import build_engine
+    out, _, _ = compressed
+    engine = build_engine(out / "small.fp32.onnx", "fp16", cache_dir=tmp_path)
+    x = np.random.default_rng(0).normal(size=(2, 1, 1, 48, 48)).astype(np.float32)
+    ref = open_graph(out / "small.fp32.onnx").run([x])[0]
+    np.testing.assert_allclose(open_graph(engine).run([x])[0], ref, atol=5e-2)
+
+
+def test_tensorrt_is_reported_missing_with_the_reason():
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    from edgefer.runtime.backends.tensorrt import import_tensorrt
+    with pytest.raises(EdgeferError, match="JetPack"):
+        import_tensorrt()
+
+
+# ---- INT8 settings and pruning
+
+def test_reduce_range_only_on_x86_without_vnni():
+    from edgefer.compress.onnx_export import needs_reduce_range
+    assert needs_reduce_range({"avx2", "fma"}, "x86_64")
+    assert not needs_reduce_range({"avx2", "avx512_vnni"}, "x86_64")
+    assert not needs_reduce_range({"avx2", "avx_vnni"}, "x86_64")
+    assert not needs_reduce_range(set(), "aarch64")
+
+
+def test_pruning_shrinks_the_encoder_and_round_trips(small_edge, tmp_path):
+    from edgefer.compress.prune import prune_encoder
+    from edgefer.train.models.profile import mflops_per_frame, params
+    model, meta = checkpoint.load(small_edge)
+    before = (params(model), mflops_per_frame(model, 48))
+    prune_encoder(model, 0.5, 48)
+    after = (params(model), mflops_per_frame(model, 48))
+    assert after[0] < before[0] and after[1] < 0.9 * before[1]
+    x = torch.randn(2, 3, 1, 48, 48)
+    path = checkpoint.save(tmp_path / "pruned.pt", model, "edge", SMALL_EDGE, meta)
+    again, _ = checkpoint.load(path)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    with pytest.raises(EdgeferError, match="fraction"):
+        prune_encoder(model, 1.5, 48)
