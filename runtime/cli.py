@@ -130,6 +130,27 @@ def _compress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-report", action="store_true", help="print report.md when done")
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", help="demo | webcam:0 | csi:0 | picamera2:0 | video:PATH | rtsp://... | folder:DIR "
+                                    "| PATH (default demo)")
+    p.add_argument("--model", help="default (the shipped int8 model) or an .onnx / .tflite / .engine artifact")
+    p.add_argument("--config", help="TOML file with any of these settings (command-line options win)")
+    p.add_argument("--detector", choices=["auto", "blazeface", "haar"], help="face detector (default auto: BlazeFace, "
+                                                                           "else OpenCV Haar)")
+    p.add_argument("--sink", action="append", help="jsonl (stdout, the default), jsonl:FILE, mqtt:mqtt://host/topic; "
+                                                   "repeat for several")
+    p.add_argument("--http", action="store_true", default=None, help="serve /healthz, /metrics, /events and a live page")
+    p.add_argument("--http-host", help="address to bind (default 127.0.0.1; others need --http-token)")
+    p.add_argument("--http-port", type=int, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--http-token", help="bearer token required by every HTTP request")
+    p.add_argument("--max-faces", type=int, help="faces tracked at once (default 4)")
+    p.add_argument("--fps", type=float, help="target capture rate (default: as fast as the source delivers)")
+    p.add_argument("--loop", action="store_true", default=None, help="restart video files / folders at their end")
+    p.add_argument("--threads", type=int, help="inference threads (default 2)")
+    p.add_argument("--max-frames", type=int, help="stop after this many processed frames")
+    p.add_argument("--horizon", type=int, help="restart recurrent state every N frames (default: the model's clip length)")
+
+
 def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
     def args(p: argparse.ArgumentParser) -> None:
         p.set_defaults(later=issue)   # its options arrive with it; anything given is accepted for now
@@ -170,7 +191,15 @@ COMMANDS = [
                    "fp32 is always written too (the reference every row is compared with). TensorRT engines are\n"
                    "built on the Jetson itself; elsewhere --formats tensorrt checks the ONNX against TensorRT's\n"
                    "operator table and writes the INT8 calibration cache the device needs."),
-    Command("run", "on-device daemon: camera -> faces -> emotions (not yet available)", "", _later("the runtime issue"), extra=""),
+    Command("run", "on-device daemon: camera -> faces -> streaming emotion inference -> JSON events / HTTP",
+            "edgefer.runtime.daemon:run", _run_args,
+            epilog="examples:\n"
+                   "  edgefer run --source demo --max-frames 100            # no camera needed\n"
+                   "  edgefer run --source webcam:0 --http                   # page on http://127.0.0.1:8080/\n"
+                   "  edgefer run --source video:clip.mp4 --sink jsonl:events.jsonl --model default.int8.onnx\n"
+                   "  edgefer run --source csi:0 --config /etc/edgefer/edgefer.toml   # Jetson, as a service\n"
+                   "Unidirectional models stream (one encoder pass per new frame, state carried per face);\n"
+                   "bidirectional ones run on sliding windows. Nothing is written to disk unless a sink asks."),
     Command("bench", "accuracy vs latency benchmark (not yet available)", "", _later("the benchmark issue")),
 ]
 

@@ -47,6 +47,8 @@ class DeployedModel:
 
 
 def load(path: Path, threads: int | None = None, streaming: bool = True) -> DeployedModel:
+    if not path.is_file():
+        raise EdgeferError(path, "does not exist", "pass an artifact written by `edgefer compress`, or --model default")
     meta = read_sidecar(path)
     if meta.graph != "window":
         raise EdgeferError(path, "is a streaming graph; load the windowed artifact beside it",

@@ -50,3 +50,36 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgefer.runtime.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd or tempfile.mkdtemp(prefix="edgefer-cli-"),
                           env=env, timeout=600)
+
+
+SMALL_EDGE = {"widths": [8, 16, 16, 32], "depths": [1, 1, 1, 1], "stem": 8, "units": 16}
+
+
+@pytest.fixture(scope="session")
+def small_edge_checkpoint(tmp_path_factory):
+    """A small `edge` (depthwise residual CNN + GRU) with trained-looking BatchNorm statistics."""
+    import torch
+
+    from edgefer.runtime.labels import LABELS
+    from edgefer.runtime.metadata import ModelMetadata
+    from edgefer.train import checkpoint, models
+    torch.manual_seed(0)
+    model = models.create("edge", 7, **SMALL_EDGE)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(16, 1, 1, 48, 48))
+    meta = ModelMetadata("edge", list(LABELS[:7]), 48, 0.5, 0.25, streaming=True)
+    return checkpoint.save(tmp_path_factory.mktemp("ckpt") / "small.pt", model.eval(), "edge", SMALL_EDGE, meta)
+
+
+@pytest.fixture(scope="session")
+def small_artifacts(small_edge_checkpoint, fixture_dir, tmp_path_factory):
+    """`edgefer compress` of the small model, every format and precision: (folder, report, data folder)."""
+    import json
+    data = fixture_dir("fer2013-folders", per_class=8)
+    out = tmp_path_factory.mktemp("artifacts")
+    res = run_cli("compress", small_edge_checkpoint, "--precision", "fp16,int8", "--formats", "onnx,tflite,tensorrt",
+                  "--data", f"fer2013:{data}", "--calibration", "42", "--out", out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out, json.loads((out / "report.json").read_text()), data

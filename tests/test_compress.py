@@ -8,40 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import SMALL_EDGE, run_cli
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.labels import LABELS
-from edgefer.runtime.metadata import ModelMetadata, read_sidecar
-from edgefer.train import checkpoint, models
-
-SMALL_EDGE = {"widths": [8, 16, 16, 32], "depths": [1, 1, 1, 1], "stem": 8, "units": 16}
+from edgefer.runtime.metadata import read_sidecar
+from edgefer.train import checkpoint
 
 
-@pytest.fixture(scope="module")
-def small_edge(tmp_path_factory):
-    """A small `edge` (depthwise residual CNN + GRU) with trained-looking BatchNorm statistics."""
-    torch.manual_seed(0)
-    model = models.create("edge", 7, **SMALL_EDGE)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(16, 1, 1, 48, 48))
-    meta = ModelMetadata("edge", list(LABELS[:7]), 48, 0.5, 0.25, streaming=True)
-    return checkpoint.save(tmp_path_factory.mktemp("ckpt") / "small.pt", model.eval(), "edge", SMALL_EDGE, meta)
-
-
-@pytest.fixture(scope="module")
-def compressed(small_edge, fixture_dir, tmp_path_factory):
-    data = fixture_dir("fer2013-folders", per_class=8)
-    out = tmp_path_factory.mktemp("artifacts")
-    res = run_cli("compress", small_edge, "--precision", "fp16,int8", "--formats", "onnx,tflite,tensorrt",
-                  "--data", f"fer2013:{data}", "--calibration", "42", "--out", out)
-    assert res.returncode == 0, res.stderr[-2000:]
-    return out, json.loads((out / "report.json").read_text()), data
-
-
-def test_compress_writes_every_artifact_with_sidecars(compressed):
-    out, report, _ = compressed
+def test_compress_writes_every_artifact_with_sidecars(small_artifacts):
+    out, report, _ = small_artifacts
     for precision in ("fp32", "fp16", "int8"):
         for suffix in (".onnx", ".tflite"):
             window, stream = out / f"small.{precision}{suffix}", out / f"small.{precision}.stream{suffix}"
@@ -55,8 +30,8 @@ def test_compress_writes_every_artifact_with_sidecars(compressed):
     assert (out / "report.md").read_text().count("| `small.") >= 7
 
 
-def test_fp32_artifacts_match_pytorch_and_int8_stays_close(compressed):
-    _, report, _ = compressed
+def test_fp32_artifacts_match_pytorch_and_int8_stays_close(small_artifacts):
+    _, report, _ = small_artifacts
     rows = {(r["format"], r["precision"]): r for r in report["rows"]}
     for fmt in ("onnx", "tflite"):
         assert rows[(fmt, "fp32")]["max_abs_diff"] < 1e-4
@@ -67,18 +42,18 @@ def test_fp32_artifacts_match_pytorch_and_int8_stays_close(compressed):
     assert rows[("tflite", "int8")]["size_bytes"] < rows[("tflite", "fp32")]["size_bytes"]
 
 
-def test_tflite_int8_has_integer_io(compressed):
+def test_tflite_int8_has_integer_io(small_artifacts):
     from ai_edge_litert.interpreter import Interpreter
-    out, _, _ = compressed
+    out, _, _ = small_artifacts
     runner = Interpreter(model_path=str(out / "small.int8.tflite")).get_signature_runner()
     (detail,) = runner.get_input_details().values()
     assert detail["dtype"] == np.int8 and detail["quantization"][0] > 0
 
 
-def test_evaluate_runs_artifacts_in_their_backend(compressed, small_edge, tmp_path):
-    out, _, data = compressed
+def test_evaluate_runs_artifacts_in_their_backend(small_artifacts, small_edge_checkpoint, tmp_path):
+    out, _, data = small_artifacts
     results = {}
-    for model in (small_edge, out / "small.fp32.onnx", out / "small.fp32.tflite", out / "small.int8.tflite"):
+    for model in (small_edge_checkpoint, out / "small.fp32.onnx", out / "small.fp32.tflite", out / "small.int8.tflite"):
         res = run_cli("evaluate", model, "--data", f"fer2013:{data}", "--split", "PublicTest", "--json",
                       "--out", tmp_path / model.name)
         assert res.returncode == 0, res.stderr[-1500:]
@@ -88,9 +63,9 @@ def test_evaluate_runs_artifacts_in_their_backend(compressed, small_edge, tmp_pa
     assert results["small.int8.tflite"]["format"] == "tflite" and results["small.int8.tflite"]["precision"] == "int8"
 
 
-def test_streaming_artifact_equals_windowed_run(compressed):
+def test_streaming_artifact_equals_windowed_run(small_artifacts):
     from edgefer.runtime.model import load
-    out, _, _ = compressed
+    out, _, _ = small_artifacts
     for name in ("small.fp32.onnx", "small.fp32.tflite"):
         dm = load(out / name)
         clip = np.random.default_rng(1).normal(size=(1, 5, 1, 48, 48)).astype(np.float32)
@@ -108,32 +83,32 @@ def test_foreign_checkpoint_is_a_one_line_error(tmp_path):
     assert res.returncode == 2 and "not an edgefer checkpoint" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_too_few_calibration_images_leaves_nothing(small_edge, fixture_dir, tmp_path):
+def test_too_few_calibration_images_leaves_nothing(small_edge_checkpoint, fixture_dir, tmp_path):
     data = fixture_dir("fer2013-folders", per_class=8)
     out = tmp_path / "o"
-    res = run_cli("compress", small_edge, "--precision", "int8", "--formats", "onnx", "--data", f"fer2013:{data}",
+    res = run_cli("compress", small_edge_checkpoint, "--precision", "int8", "--formats", "onnx", "--data", f"fer2013:{data}",
                   "--calibration", "8", "--out", out)
     assert res.returncode == 2 and "calibration images" in res.stderr
     assert not list(out.glob("*.onnx"))
 
 
-def test_wrong_shape_calibration_array_is_refused(small_edge, tmp_path):
+def test_wrong_shape_calibration_array_is_refused(small_edge_checkpoint, tmp_path):
     arr = tmp_path / "faces.npy"
     np.save(arr, np.zeros((64, 32, 32), np.uint8))
-    res = run_cli("compress", small_edge, "--precision", "int8", "--formats", "onnx", "--no-eval",
+    res = run_cli("compress", small_edge_checkpoint, "--precision", "int8", "--formats", "onnx", "--no-eval",
                   "--calibration-data", arr, "--out", tmp_path / "o")
     assert res.returncode == 2 and "(N, 48, 48)" in res.stderr
 
 
-def test_unwritable_output_folder(small_edge, tmp_path):
+def test_unwritable_output_folder(small_edge_checkpoint, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    res = run_cli("compress", small_edge, "--no-eval", "--precision", "fp32", "--out", blocker / "sub")
+    res = run_cli("compress", small_edge_checkpoint, "--no-eval", "--precision", "fp32", "--out", blocker / "sub")
     assert res.returncode == 2 and "cannot be written" in res.stderr
 
 
-def test_unknown_format_names_the_valid_ones(small_edge, tmp_path):
-    res = run_cli("compress", small_edge, "--no-eval", "--formats", "onnx,coreml", "--out", tmp_path / "o")
+def test_unknown_format_names_the_valid_ones(small_edge_checkpoint, tmp_path):
+    res = run_cli("compress", small_edge_checkpoint, "--no-eval", "--formats", "onnx,coreml", "--out", tmp_path / "o")
     assert res.returncode == 2 and "coreml" in res.stderr and "tflite" in res.stderr
 
 
@@ -155,9 +130,9 @@ def _graph(op: str, zero_point: int = 0, domain: str = ""):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
-def test_tensorrt_op_check_passes_our_graphs_and_names_bad_ops(compressed):
+def test_tensorrt_op_check_passes_our_graphs_and_names_bad_ops(small_artifacts):
     from edgefer.compress.tensorrt_ops import check_file, check_model
-    out, _, _ = compressed
+    out, _, _ = small_artifacts
     for name in ("small.fp32.onnx", "small.fp32.stream.onnx"):
         assert check_file(out / name) == []
     assert check_model(_graph("Relu")) == []
@@ -181,11 +156,11 @@ def test_tensorrt_calibration_cache_format(tmp_path):
     assert trt_version_code("8.6.1") == 80601
 
 
-def test_tensorrt_engine_where_tensorrt_imports(compressed, tmp_path):
+def test_tensorrt_engine_where_tensorrt_imports(small_artifacts, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT installs only with JetPack / NVIDIA's index, not on this machine")
     from edgefer.runtime.backends import open_graph
     from edgefer.runtime.backends.tensorrt_build import build_engine
-    out, _, _ = compressed
+    out, _, _ = small_artifacts
     engine = build_engine(out / "small.fp32.onnx", "fp16", cache_dir=tmp_path)
     x = np.random.default_rng(0).normal(size=(2, 1, 1, 48, 48)).astype(np.float32)
     ref = open_graph(out / "small.fp32.onnx").run([x])[0]
@@ -213,10 +188,10 @@ def test_reduce_range_only_on_x86_without_vnni():
     assert not needs_reduce_range(set(), "aarch64")
 
 
-def test_pruning_shrinks_the_encoder_and_round_trips(small_edge, tmp_path):
+def test_pruning_shrinks_the_encoder_and_round_trips(small_edge_checkpoint, tmp_path):
     from edgefer.compress.prune import prune_encoder
     from edgefer.train.models.profile import mflops_per_frame, params
-    model, meta = checkpoint.load(small_edge)
+    model, meta = checkpoint.load(small_edge_checkpoint)
     before = (params(model), mflops_per_frame(model, 48))
     prune_encoder(model, 0.5, 48)
     after = (params(model), mflops_per_frame(model, 48))

@@ -1,0 +1,116 @@
+"""The daemon's HTTP face (standard library ThreadingHTTPServer: nothing more to install on a Pi).
+
+GET /healthz   200 {"status": "ok"} while the source delivers; 503 while it reconnects or has ended
+GET /metrics   Prometheus text (fps, per-stage latency p50/p95, drops, faces, source state)
+GET /events    live events as Server-Sent Events
+GET /frame.jpg the latest annotated frame (kept in memory only)
+GET /          a small page showing the annotated video and the event stream
+
+Binds 127.0.0.1 by default. Any other address needs a token; requests then carry
+`Authorization: Bearer TOKEN` (or `?token=TOKEN` for the browser page).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from .errors import EdgeferError
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>edgefer</title>
+<style>body{font:14px system-ui;margin:1em;background:#111;color:#eee}img{max-width:100%%;border:1px solid #444}
+pre{height:12em;overflow:auto;background:#000;padding:.5em}</style>
+<h1>edgefer</h1><img id="v" src="frame.jpg%(q)s"><pre id="e"></pre>
+<script>
+const q = "%(q)s";
+setInterval(() => { document.getElementById('v').src = 'frame.jpg' + (q ? q + '&' : '?') + 't=' + Date.now(); }, 200);
+const es = new EventSource('events' + q), pre = document.getElementById('e');
+es.onmessage = m => { pre.textContent = m.data + "\\n" + pre.textContent.slice(0, 4000); };
+</script>"""
+
+
+def make_handler(daemon, token: str | None):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "edgefer"
+
+        def log_message(self, *args):       # quiet: the daemon logs what matters
+            pass
+
+        def _authorised(self, query: dict) -> bool:
+            if token is None:
+                return True
+            given = self.headers.get("Authorization", "").removeprefix("Bearer ").strip() or query.get("token", [""])[0]
+            return hmac.compare_digest(given, token)
+
+        def _send(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            if not self._authorised(query):
+                return self._send(HTTPStatus.UNAUTHORIZED, b'{"error":"token required"}', "application/json")
+            if url.path == "/healthz":
+                h = daemon.health()
+                return self._send(200 if h["status"] == "ok" else 503, json.dumps(h).encode(), "application/json")
+            if url.path == "/metrics":
+                return self._send(200, daemon.stats.prometheus(daemon.capture).encode(), "text/plain; version=0.0.4")
+            if url.path == "/frame.jpg":
+                jpg = daemon.latest_jpeg()
+                return self._send(200, jpg, "image/jpeg") if jpg else self._send(404, b"no frame yet", "text/plain")
+            if url.path == "/":
+                q = f"?token={query['token'][0]}" if "token" in query else ""
+                return self._send(200, (PAGE % {"q": q}).encode(), "text/html; charset=utf-8")
+            if url.path == "/events":
+                return self._events()
+            return self._send(404, b"not found", "text/plain")
+
+        def _events(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            q = daemon.broadcast.subscribe()
+            try:
+                while not daemon.stopping.is_set():
+                    try:
+                        event = q.get(timeout=1.0)
+                    except Exception:
+                        self.wfile.write(b": keep-alive\n\n")
+                        self.wfile.flush()
+                        continue
+                    if event.get("type") == "shutdown":
+                        break
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            finally:
+                daemon.broadcast.unsubscribe(q)
+
+    return Handler
+
+
+def check_bind(host: str, token: str | None) -> None:
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        raise EdgeferError(None, f"--http-host {host} would expose the camera's events beyond this machine",
+                           "also pass --http-token SECRET (clients send 'Authorization: Bearer SECRET')")
+
+
+def start(daemon, host: str, port: int, token: str | None) -> ThreadingHTTPServer:
+    check_bind(host, token)
+    try:
+        server = ThreadingHTTPServer((host, port), make_handler(daemon, token))
+    except OSError as exc:
+        raise EdgeferError(f"{host}:{port}", f"cannot listen ({exc.strerror})", "pick another --http-port") from None
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server

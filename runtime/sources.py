@@ -1,0 +1,156 @@
+"""Capture sources, one row each: a spec string -> an opener that returns a frame reader.
+
+A reader is a callable returning a BGR uint8 frame, None at the end of a finite source,
+or raising SourceLost when a live device or stream drops (the capture thread reconnects).
+Device libraries (picamera2, GStreamer in OpenCV) are imported only when their row is used.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .errors import EdgeferError
+
+Reader = Callable[[], "np.ndarray | None"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class SourceLost(Exception):
+    """A live source stopped delivering frames; reconnecting may help."""
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    name: str
+    live: bool                         # live sources reconnect; files end (or loop)
+    open: Callable[[str], Reader]
+    help: str
+
+
+def _capture_reader(cap: "cv2.VideoCapture", what: str, live: bool) -> Reader:
+    if not cap.isOpened():
+        if live:
+            raise SourceLost(f"cannot open {what}")
+        raise EdgeferError(what, "cannot be opened as a video", "check the path, or that OpenCV can decode it")
+
+    def read():
+        ok, frame = cap.read()
+        if not ok:
+            if live:
+                raise SourceLost(f"{what} stopped delivering frames")
+            return None
+        return frame
+    return read
+
+
+def open_video(spec: str) -> Reader:
+    if "://" not in spec and not Path(spec).exists():
+        raise EdgeferError(spec, "video file does not exist", "pass an existing file, an rtsp:// URL or --source demo")
+    return _capture_reader(cv2.VideoCapture(spec), spec, live="://" in spec)
+
+
+def open_webcam(spec: str) -> Reader:
+    index = int(spec) if spec.isdigit() else spec            # 0 or /dev/video0
+    cap = cv2.VideoCapture(index, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(index)
+    return _capture_reader(cap, f"webcam {spec}", live=True)
+
+
+def csi_pipeline(sensor: int = 0, width: int = 1280, height: int = 720, fps: int = 30) -> str:
+    """Jetson CSI camera through NVIDIA's Argus GStreamer element, converted to BGR for OpenCV."""
+    return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},"
+            f"framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+            "appsink drop=true max-buffers=1")
+
+
+def open_csi(spec: str) -> Reader:
+    pipeline = spec if "!" in spec else csi_pipeline(int(spec or 0))
+    return _capture_reader(cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER), "Jetson CSI camera (GStreamer)", live=True)
+
+
+def open_picamera2(spec: str) -> Reader:
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        raise EdgeferError(None, "picamera2 is not installed (it needs Raspberry Pi OS's libcamera)",
+                           "sudo apt install python3-picamera2, and create the venv with --system-site-packages") from None
+    cam = Picamera2(int(spec) if spec.isdigit() else 0)
+    cam.configure(cam.create_video_configuration(main={"size": (640, 480), "format": "RGB888"}))
+    cam.start()
+
+    def read():
+        try:
+            return cam.capture_array()        # RGB888 in picamera2 is BGR byte order, as OpenCV expects
+        except Exception as exc:               # libcamera raises RuntimeError and others when the camera drops
+            raise SourceLost(f"Pi camera: {exc}") from None
+    return read
+
+
+def open_folder(spec: str) -> Reader:
+    files = sorted(p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if Path(spec).is_dir() else []
+    if not files:
+        raise EdgeferError(spec, "is not a folder of images", f"pass a folder with {sorted(IMAGE_SUFFIXES)} files")
+    it = iter(files)
+
+    def read():
+        path = next(it, None)
+        if path is None:
+            return None
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return frame if frame is not None else np.zeros((0, 0, 3), np.uint8)   # unreadable: counted as corrupt
+    return read
+
+
+def demo_image() -> np.ndarray:
+    """scikit-image's astronaut photo (public domain, ships with the package) as BGR."""
+    from skimage import data
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def open_demo(spec: str, size: tuple[int, int] = (640, 480)) -> Reader:
+    """A slow pan and zoom over a face photo: moving, real-looking input with no camera."""
+    img = demo_image()
+    h, w = img.shape[:2]
+    state = {"t": 0}
+
+    def read():
+        t = state["t"]
+        state["t"] += 1
+        zoom = 1.0 + 0.25 * math.sin(t / 40)
+        dx, dy = 30 * math.sin(t / 25), 20 * math.cos(t / 31)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 3 * math.sin(t / 50), zoom)
+        m[:, 2] += (dx + (size[0] - w) / 2, dy + (size[1] - h) / 2)
+        return cv2.warpAffine(img, m, size, borderMode=cv2.BORDER_REFLECT)
+    return read
+
+
+SOURCES = {s.name: s for s in [
+    SourceKind("demo", False, open_demo, "panning/zooming face photo shipped with scikit-image (no camera needed)"),
+    SourceKind("video", False, open_video, "a video file (mp4, avi, gif, ...) : video:PATH or just PATH"),
+    SourceKind("rtsp", True, open_video, "an RTSP / HTTP stream: rtsp://host/path"),
+    SourceKind("webcam", True, open_webcam, "V4L2 / USB webcam: webcam:0 or webcam:/dev/video0"),
+    SourceKind("csi", True, open_csi, "Jetson CSI camera via nvarguscamerasrc: csi:0, or csi:<GStreamer pipeline>"),
+    SourceKind("picamera2", True, open_picamera2, "Raspberry Pi camera via picamera2: picamera2:0"),
+    SourceKind("folder", False, open_folder, "a folder of images, in name order: folder:DIR"),
+]}
+
+
+def parse(spec: str) -> tuple[SourceKind, str]:
+    """'demo' | 'KIND:ARG' | an rtsp/http URL | a path (video file or image folder)."""
+    if "://" in spec:
+        return SOURCES["rtsp"], spec
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in SOURCES:
+        return SOURCES[kind], arg
+    if spec in SOURCES:
+        return SOURCES[spec], ""
+    if Path(spec).is_dir():
+        return SOURCES["folder"], spec
+    if Path(spec).exists():
+        return SOURCES["video"], spec
+    raise EdgeferError(spec, "is not a source edgefer knows", f"use one of {sorted(SOURCES)} (e.g. demo, webcam:0, "
+                       "video:clip.mp4, rtsp://..., folder:DIR)")

@@ -1,0 +1,243 @@
+"""The device daemon: sources that fail on purpose, tracking, smoothing, sinks, HTTP, clean shutdown."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli, shared
+from edgefer.runtime import detect, sources
+from edgefer.runtime.capture import Capture
+from edgefer.runtime.crop import crop_face
+from edgefer.runtime.detect import Detection
+from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.metadata import ModelMetadata
+from edgefer.runtime.sequence import Smoother
+from edgefer.runtime.sources import SourceKind, SourceLost
+from edgefer.runtime.track import Tracker
+
+META = ModelMetadata("tiny", ["angry", "happy"], 48, 0.5, 0.25)
+
+
+def test_source_specs_resolve_to_their_rows(tmp_path):
+    assert sources.parse("demo")[0].name == "demo"
+    assert sources.parse("rtsp://cam/stream") == (sources.SOURCES["rtsp"], "rtsp://cam/stream")
+    assert sources.parse("webcam:0") == (sources.SOURCES["webcam"], "0")
+    assert sources.parse(str(tmp_path))[0].name == "folder"
+    with pytest.raises(EdgeferError, match="webcam"):
+        sources.parse("nonsense-source")
+
+
+def flaky_kind(fail_opens: int, frames: int):
+    """A live source that is absent for its first opens, then delivers `frames` frames and drops."""
+    state = {"opens": 0}
+
+    def open_(arg):
+        state["opens"] += 1
+        if state["opens"] <= fail_opens:
+            raise SourceLost("camera unplugged")
+        left = {"n": frames}
+
+        def read():
+            if left["n"] == 0:
+                raise SourceLost("stream dropped")
+            left["n"] -= 1
+            return np.full((32, 32, 3), left["n"], np.uint8)
+        return read
+    return SourceKind("flaky", True, open_, "test"), state
+
+
+def test_capture_reconnects_with_backoff_and_reports_state():
+    kind, state = flaky_kind(fail_opens=2, frames=5)
+    cap = Capture(kind, "", backoff=(0.01, 0.05)).start()
+    assert cap.state == "reconnecting"
+    got = []
+    deadline = time.time() + 5
+    while len(got) < 5 and time.time() < deadline:
+        pkt = cap.get(timeout=0.2)
+        if pkt is not None:
+            got.append(pkt)
+    time.sleep(0.05)
+    cap.stop()
+    assert len(got) >= 1 and cap.counters.reconnects >= 2 and state["opens"] >= 3
+
+
+def test_latest_frame_policy_drops_the_oldest(tmp_path):
+    n = {"i": 0}
+
+    def open_(arg):
+        def read():
+            n["i"] += 1
+            if n["i"] > 200:
+                raise SourceLost("done")
+            return np.zeros((8, 8, 3), np.uint8)
+        return read
+    cap = Capture(SourceKind("fast", True, open_, "test"), "", buffer=2).start()
+    time.sleep(0.3)                                   # a slow consumer
+    taken = 0
+    while cap.get(timeout=0.2) is not None:
+        taken += 1
+    cap.stop()
+    assert cap.counters.captured == 200
+    assert cap.counters.dropped >= 190 and taken + cap.counters.dropped == 200
+
+
+def test_files_without_a_clock_lose_no_frames():
+    n = {"i": 0}
+
+    def open_(arg):
+        def read():
+            n["i"] += 1
+            return None if n["i"] > 50 else np.full((8, 8, 3), n["i"], np.uint8)
+        return read
+    cap = Capture(SourceKind("file", False, open_, "test"), "", buffer=2).start()
+    time.sleep(0.2)
+    got = []
+    while (p := cap.get(timeout=0.5)) is not None:
+        got.append(int(p.image[0, 0, 0]))
+    assert got == list(range(1, 51)) and cap.counters.dropped == 0
+
+
+def test_corrupt_images_in_a_folder_are_counted_and_skipped(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 20, 3), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    cv2.imwrite(str(tmp_path / "c.png"), np.zeros((20, 20, 3), np.uint8))
+    cap = Capture(*sources.parse(f"folder:{tmp_path}"), buffer=8).start()
+    time.sleep(0.3)
+    assert cap.state == "ended" and cap.counters.captured == 2 and cap.counters.corrupt == 1
+
+
+def test_missing_video_file_fails_at_start(tmp_path):
+    with pytest.raises(EdgeferError, match="does not exist"):
+        Capture(*sources.parse(f"video:{tmp_path / 'none.mp4'}")).start()
+
+
+def test_tracker_keeps_ids_and_expires_tracks():
+    tr = Tracker(max_faces=2, max_missed=2)
+    a, b = np.array([0, 0, 10, 10], np.float32), np.array([50, 50, 60, 60], np.float32)
+    seen, _ = tr.update([Detection(a, 0.9), Detection(b, 0.8)])
+    ids = {t.id for t in seen}
+    seen, _ = tr.update([Detection(b + 1, 0.8), Detection(a + 1, 0.9)])
+    assert {t.id for t in seen} == ids
+    seen, _ = tr.update([Detection(a + 2, 0.9), Detection(b, 0.8), Detection(b + 100, 0.95)])
+    assert len(tr.tracks) == 2                        # at most max_faces
+    expired = []
+    for _ in range(4):
+        expired += tr.update([])[1]
+    assert sorted(expired) == sorted(ids) and not tr.tracks
+
+
+def test_smoother_needs_a_sustained_lead_to_switch():
+    s = Smoother(alpha=1.0, hold=3, margin=0.05)
+    happy, sad = np.array([0.9, 0.1]), np.array([0.1, 0.9])
+    assert [s.update(p) for p in (happy, sad, happy, sad, sad, sad)] == [0, 0, 0, 0, 0, 1]
+
+
+def test_crop_is_the_models_input_and_aligns_eyes():
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[40:60, 30:70] = 255
+    x = crop_face(frame, np.array([30, 30, 70, 70], np.float32), META)
+    assert x.shape == (1, 48, 48) and x.dtype == np.float32
+    assert x.max() == pytest.approx((1 - 0.5) / 0.25)
+    tilted = np.array([[35, 40], [65, 50]] + [[50, 50]] * 4, np.float32)
+    y = crop_face(frame, np.array([30, 30, 70, 70], np.float32), META, keypoints=tilted)
+    assert not np.allclose(x, y)
+
+
+def test_detector_finds_the_demo_face():
+    img = sources.open_demo("")()
+    found = detect.create("auto")(img)
+    assert len(found) == 1
+    x0, y0, x1, y1 = found[0].box
+    assert 200 < (x0 + x1) / 2 < 380 and 50 < (y0 + y1) / 2 < 220     # the astronaut's face
+
+
+@pytest.fixture(scope="module")
+def onnx_model(small_artifacts):
+    return small_artifacts[0] / "small.int8.onnx"
+
+
+def test_run_demo_prints_json_events(onnx_model):
+    res = run_cli("run", "--source", "demo", "--model", onnx_model, "--max-frames", "20")
+    assert res.returncode == 0, res.stderr[-1500:]
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(events) >= 15 and {e["track"] for e in events} == {1}
+    e = events[-1]
+    assert set(e) >= {"time", "frame", "track", "box", "label", "probs", "latency_ms"}
+    assert abs(sum(e["probs"].values()) - 1) < 1e-3 and set(e["latency_ms"]) >= {"detect", "infer", "decode"}
+
+
+def test_full_disk_does_not_stop_inference(onnx_model):
+    res = run_cli("run", "--source", "demo", "--model", onnx_model, "--max-frames", "10", "--sink", "jsonl:/dev/full")
+    assert res.returncode == 0 and "sink errors 1" in res.stderr.replace("sink errors 10", "sink errors 1")
+
+
+@pytest.mark.parametrize("bad,message", [("missing.onnx", "does not exist"), ("corrupt.onnx", "cannot load"),
+                                         ("model.pt", "PyTorch checkpoint")])
+def test_bad_model_files_fail_at_start(tmp_path, bad, message):
+    path = tmp_path / bad
+    if bad != "missing.onnx":
+        path.write_bytes(os.urandom(256))
+        (tmp_path / (bad + ".json")).write_text(json.dumps(META.to_dict()))
+    res = run_cli("run", "--source", "demo", "--model", path, "--max-frames", "1")
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_public_address_needs_a_token(onnx_model):
+    res = run_cli("run", "--source", "demo", "--model", onnx_model, "--http", "--http-host", "0.0.0.0", "--max-frames", "1")
+    assert res.returncode == 2 and "--http-token" in res.stderr
+
+
+def test_http_health_metrics_events_and_clean_sigterm(onnx_model, tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgefer.runtime.cli", "run", "--source", "demo", "--model",
+                             str(onnx_model), "--http", "--http-port", "0", "--fps", "30", "--sink",
+                             f"jsonl:{tmp_path / 'ev.jsonl'}"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    try:
+        port = None
+        for line in proc.stderr:
+            if "HTTP on" in line:
+                port = int(line.split(":")[-1].split("/")[0])
+                break
+        assert port, "daemon did not report its HTTP port"
+        base = f"http://127.0.0.1:{port}"
+        time.sleep(1.5)
+        health = json.loads(urllib.request.urlopen(base + "/healthz", timeout=5).read())
+        assert health["status"] == "ok" and health["frames"] > 0
+        metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        assert "edgefer_fps" in metrics and 'stage="infer",quantile="0.50"' in metrics
+        assert urllib.request.urlopen(base + "/frame.jpg", timeout=5).read()[:2] == b"\xff\xd8"
+        stream = urllib.request.urlopen(base + "/events", timeout=5)
+        first = stream.readline().decode()
+        while not first.startswith("data:"):
+            first = stream.readline().decode()
+        assert json.loads(first[5:])["track"] >= 1
+        stream.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=20)[1]
+    assert proc.returncode == 0 and "stopped:" in rest
+    lines = (tmp_path / "ev.jsonl").read_text().splitlines()
+    assert lines and json.loads(lines[-1])["label"]                     # flushed, last line complete
+
+
+def test_two_faces_tracked_in_the_real_video(onnx_model):
+    video = shared("video", "head-pose-face-detection-female-and-male.gif")
+    res = run_cli("run", "--source", f"video:{video}", "--model", onnx_model, "--detector", "blazeface")
+    assert res.returncode == 0, res.stderr[-1000:]
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    per_frame = {}
+    for e in events:
+        per_frame.setdefault(e["frame"], set()).add(e["track"])
+    assert len(per_frame) >= 50 and sum(len(t) == 2 for t in per_frame.values()) >= 0.9 * len(per_frame)
+    assert len({e["track"] for e in events}) == 2                       # stable ids: no re-births
