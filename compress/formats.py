@@ -16,7 +16,7 @@ from torch import nn
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata
 
-from .graphs import StateSpec, StreamGraph, WindowGraph, state_spec
+from .graphs import StateSpec, StreamGraph, WindowGraph
 
 
 @dataclass
@@ -75,7 +75,8 @@ def _onnx(job: Job, precision: str) -> list[Artifact]:
         fp32 = job.path("fp32", ".onnx", graph == "stream")
         if not fp32.exists():
             if graph == "window":
-                module, example = WindowGraph(job.model), (torch.zeros(2, job.clip_length, 1, s, s),)
+                # T = 3 in the example: torch.export would specialise a time axis of size 1 to a constant
+                module, example = WindowGraph(job.model), (torch.zeros(2, max(3, job.clip_length), 1, s, s),)
             else:
                 module, example = StreamGraph(job.model, job.state.names), (torch.zeros(2, 1, s, s), *job.state.zeros(2))
             ox.export(module.eval(), example, fp32, ins, outs, dyn)

@@ -6,7 +6,6 @@ artifact has been built and checked, so a failure never leaves a file that looks
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -173,7 +172,8 @@ def check_and_describe(artifacts, job, meta, prov, prof, evalset, ref, model, th
         if a.format not in ("onnx", "tflite", "tensorrt"):
             rows.append(Row(a.format, a.precision, a.graph, a.path, a.path.stat().st_size, None, None, a.method))
             continue
-        m = replace(meta, format=a.format, precision=a.precision, graph=a.graph, metrics={},
+        m = replace(meta, format=a.format, precision=a.precision, graph=a.graph,
+                    metrics={"params": prof["params"], "mflops_per_frame": prof["mflops"]},
                     provenance={**prov, **a.method}, state=job.state.to_metadata() if a.graph == "stream" and job.state else [],
                     companions={})
         if a.graph == "window" and (a.format, a.precision) in streams:
@@ -197,8 +197,8 @@ def check_and_describe(artifacts, job, meta, prov, prof, evalset, ref, model, th
             row.max_abs_diff = float(np.abs(logits[:n] - ref[:n]).max())
             if dm.stream is not None:
                 row.stream_max_abs_diff = stream_check(dm, model, evalset.x[:8])
-            m = replace(dm.meta, metrics={"split": evalset.source, "accuracy": row.accuracy, "macro_f1": row.macro_f1,
-                                          "agreement_with_fp32_pytorch": row.agreement})
+            m = replace(dm.meta, metrics={**dm.meta.metrics, "split": evalset.source, "accuracy": row.accuracy,
+                                          "macro_f1": row.macro_f1, "agreement_with_fp32_pytorch": row.agreement})
             write_sidecar(a.path, m)
         row.latency_p50_ms = latency_p50(lambda x=evalset.x[:1][:, None] if evalset is not None else
                                          np.zeros((1, meta.clip_length, 1, meta.input_size, meta.input_size), np.float32):

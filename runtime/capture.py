@@ -93,6 +93,8 @@ class Capture:
         with self._cond:
             if self.block:
                 self._cond.wait_for(lambda: len(self._frames) < self._frames.maxlen or self._stop.is_set())
+                if self._stop.is_set():
+                    return                     # shutting down: the frame was never wanted, not dropped
             if len(self._frames) == self._frames.maxlen:
                 self.counters.dropped += 1
             self._frames.append(Packet(self.counters.captured, time.time(), image, decode_ms))

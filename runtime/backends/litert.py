@@ -27,6 +27,8 @@ def open_graph(path: Path, threads: int | None) -> Graph:
         raise EdgeferError(path, "ai-edge-litert is not installed", "pip install ai-edge-litert") from None
     try:
         interp = Interpreter(model_path=str(path), num_threads=threads or None)
+        if not interp.get_signature_list():      # older converters wrote no signatures: plain tensor I/O
+            return _tensor_graph(interp)
         runner = interp.get_signature_runner()
     except Exception as exc:
         raise EdgeferError(path, f"LiteRT cannot load it ({str(exc).splitlines()[0][:160]})",
@@ -51,3 +53,22 @@ def open_graph(path: Path, threads: int | None) -> Graph:
     shapes = [tuple(int(v) for v in ins[n]["shape"]) for n in in_names]
     int8 = any(ins[n]["dtype"] != np.float32 for n in in_names)
     return Graph("litert", per_row(run_one), shapes, 1, detail=f"XNNPACK, {'int8' if int8 else 'float'} I/O")
+
+
+def _tensor_graph(interp) -> Graph:
+    interp.allocate_tensors()
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+
+    def run_one(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        for d, x in zip(ins, inputs):
+            scale, zp = d["quantization"]
+            interp.set_tensor(d["index"], quantize(x, d["dtype"], scale, zp) if scale else x.astype(d["dtype"]))
+        interp.invoke()
+        got = []
+        for d in outs:
+            scale, zp = d["quantization"]
+            y = interp.get_tensor(d["index"])
+            got.append(dequantize(y, scale, zp) if scale else y.astype(np.float32))
+        return got
+
+    return Graph("litert", per_row(run_one), [tuple(int(v) for v in d["shape"]) for d in ins], 1, detail="XNNPACK")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgefer.runtime.errors import EdgeferError
 
-from .base import Dataset, DatasetSpec, Item, Skip, class_folder_items, map_label, read_gray_file, register, require_dir
+from .base import Dataset, DatasetSpec, Item, Skip, class_folder_items, read_gray_file, register, require_dir
 
 CROP_NAME = re.compile(r"^(S\d{3})_(\d{3})_(\d{8})\.png$")
 CODES = {1: "angry", 2: "contempt", 3: "disgust", 4: "fear", 5: "happy", 6: "sad", 7: "surprise"}

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import register
-from .blocks import ResidualBlock, conv_bn_relu
+from .blocks import ResidualBlock
 from .clip import ClipModel, Recurrent
 
 CASES = {

