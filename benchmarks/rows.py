@@ -66,7 +66,7 @@ def _artifact_subject(path: Path, name: str) -> Subject:
     meta = read_sidecar(path)
     return Subject(name, str(path), meta.format, meta.precision,
                    info={"params": meta.metrics.get("params"), "mflops": meta.metrics.get("mflops_per_frame"),
-                         "pruned": "prune_ratio" in meta.provenance})
+                         "pruned": bool(meta.provenance.get("pruned"))})
 
 
 def discover(spec: str, formats: set[str]) -> list[Subject]:

@@ -108,6 +108,8 @@ def compress(args: argparse.Namespace) -> int:
         ref = torch_logits(model) if evalset else None    # artifacts of a pruned model are checked against it
         describe_torch(rows[-1], model, ref, evalset, meta)
     model.eval()
+    if getattr(model, "pruned", False):
+        prov["pruned"] = True
     prof = {"params": params(model), "mflops": mflops_per_frame(model, meta.input_size)}
 
     calib = None

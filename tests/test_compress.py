@@ -203,3 +203,16 @@ def test_pruning_shrinks_the_encoder_and_round_trips(small_edge_checkpoint, tmp_
         torch.testing.assert_close(again(x), model(x))
     with pytest.raises(EdgeferError, match="fraction"):
         prune_encoder(model, 1.5, 48)
+
+
+def test_prune_then_fine_tune_then_export(small_edge_checkpoint, fixture_dir, tmp_path):
+    data = fixture_dir("fer2013-folders", per_class=8)
+    res = run_cli("compress", small_edge_checkpoint, "--prune", "0.5", "--finetune-epochs", "1", "--precision", "fp32",
+                  "--formats", "onnx", "--data", f"fer2013:{data}", "--out", tmp_path / "o")
+    assert res.returncode == 0, res.stderr[-1500:]
+    rows = json.loads((tmp_path / "o" / "report.json").read_text())["rows"]
+    original, pruned = rows[0], rows[1]
+    assert pruned["format"] == "pytorch" and pruned["params"] < original["params"] and pruned["mflops"] < original["mflops"]
+    onnx_row = [r for r in rows if r["format"] == "onnx"][0]
+    assert onnx_row["params"] == pruned["params"] and onnx_row["max_abs_diff"] < 1e-4
+    assert read_sidecar(tmp_path / "o" / "small.pruned50.fp32.onnx").provenance["prune_ratio"] == 0.5

@@ -241,3 +241,17 @@ def test_two_faces_tracked_in_the_real_video(onnx_model):
         per_frame.setdefault(e["frame"], set()).add(e["track"])
     assert len(per_frame) >= 50 and sum(len(t) == 2 for t in per_frame.values()) >= 0.9 * len(per_frame)
     assert len({e["track"] for e in events}) == 2                       # stable ids: no re-births
+
+
+def test_backends_give_the_same_outputs(small_artifacts):
+    from edgefer.runtime.model import load
+    folder = small_artifacts[0]
+    onnx, tfl = load(folder / "small.fp32.onnx"), load(folder / "small.fp32.tflite")
+    assert (onnx.window.backend, tfl.window.backend) == ("onnxruntime", "litert")
+    x = np.random.default_rng(3).normal(size=(3, 1, 1, 48, 48)).astype(np.float32)
+    np.testing.assert_allclose(onnx.logits(x), tfl.logits(x), atol=1e-4)
+    so, st = onnx.init_state(3), tfl.init_state(3)
+    for t in range(4):
+        lo, so = onnx.step(x[:, 0] + t, so)
+        lt, st = tfl.step(x[:, 0] + t, st)
+        np.testing.assert_allclose(lo, lt, atol=1e-4)

@@ -236,7 +236,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
         "best_epoch": best_epoch, "best_val_accuracy": best_acc, "stop_reason": stop_reason,
         "epochs_run": len(history), "minutes": (time.time() - t0) / 60, "device": str(device),
         "params": params(model_for_profile), "mflops_per_frame": mflops_per_frame(model_for_profile, size),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}, "history": history,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "transform"},
+        "transformed": cfg.transform is not None, "history": history,
     }
     (cfg.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_curves(history, cfg.out / "curves.png", f"{cfg.model} on {ds.name}")
