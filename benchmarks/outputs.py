@@ -17,9 +17,11 @@ COLUMNS = ["device", "name", "format", "precision", "accuracy", "macro_f1", "p50
 
 def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "model")):
-                return line.split(":", 1)[1].strip()
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+        for key in ("model name", "hardware", "model"):     # x86, then ARM boards (Pi: "Model" names the board)
+            if fields.get(key):
+                return fields[key]
     except OSError:
         pass
     return platform.processor() or platform.machine()
@@ -80,6 +82,10 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
                 color="tab:blue", alpha=0.6, label="our Pareto front")
     ax.scatter([], [], marker="*", color="tab:red", label="peer")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+    for axis in (ax.xaxis,):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "235" else ""))
     ax.set_xlabel("latency p50, batch 1 (ms, log scale)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title, fontsize=9)
