@@ -13,12 +13,16 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
+
+try:
+    import tomllib                     # Python 3.11+
+except ModuleNotFoundError:            # JetPack 6 ships Python 3.10
+    import tomli as tomllib
 
 from . import detect, sinks, sources
 from .capture import Capture
