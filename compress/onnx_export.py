@@ -80,24 +80,27 @@ def needs_reduce_range(flags: set[str] | None = None, machine: str | None = None
     return not ({"avx512_vnni", "avx_vnni"} & flags)
 
 
-def to_int8(src: Path, dst: Path, calibration: list[np.ndarray], input_names: list[str],
-            reduce_range: bool | None = None) -> dict:
-    """Static QDQ quantization; `calibration` holds one array per input, each (N, ...)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    reduce = needs_reduce_range() if reduce_range is None else reduce_range
-    n = len(calibration[0])
+def feed(calibration: list[np.ndarray], input_names: list[str]):
+    """ONNX Runtime's calibration reader: one sample (batch 1) per call, every input aligned."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.i = 0
+            self.rows = iter(range(len(calibration[0])))
 
         def get_next(self):
-            if self.i >= n:
-                return None
-            self.i += 1
-            return {name: arr[self.i - 1:self.i] for name, arr in zip(input_names, calibration)}
+            i = next(self.rows, None)
+            return None if i is None else {name: arr[i:i + 1] for name, arr in zip(input_names, calibration)}
+    return Reader()
+
+
+def to_int8(src: Path, dst: Path, calibration: list[np.ndarray], input_names: list[str],
+            reduce_range: bool | None = None) -> dict:
+    """Static QDQ quantization; `calibration` holds one array per input, each (N, ...)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    reduce = needs_reduce_range() if reduce_range is None else reduce_range
+    n = len(calibration[0])
 
     pre = dst.with_suffix(".pre.onnx")
     try:
@@ -105,7 +108,7 @@ def to_int8(src: Path, dst: Path, calibration: list[np.ndarray], input_names: li
             warnings.simplefilter("ignore")
             logging.getLogger().setLevel(logging.ERROR)
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+            quantize_static(str(pre), str(dst), feed(calibration, input_names), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                             reduce_range=reduce, calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"WeightSymmetric": True})
@@ -121,26 +124,14 @@ def to_int8(src: Path, dst: Path, calibration: list[np.ndarray], input_names: li
 
 def calibration_ranges(src: Path, calibration: list[np.ndarray], input_names: list[str]) -> dict[str, float]:
     """Per-tensor |max| by entropy calibration (TensorRT's own method), for its calibration cache."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
-    n = len(calibration[0])
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.i = 0
-
-        def get_next(self):
-            if self.i >= n:
-                return None
-            self.i += 1
-            return {name: arr[self.i - 1:self.i] for name, arr in zip(input_names, calibration)}
-
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
     tmp = src.with_suffix(".calib-aug.onnx")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cal = create_calibrator(str(src), calibrate_method=CalibrationMethod.Entropy,
                                     augmented_model_path=str(tmp), extra_options={"symmetric": True})
-            cal.collect_data(Reader())
+            cal.collect_data(feed(calibration, input_names))
             ranges = cal.compute_data()
     finally:
         tmp.unlink(missing_ok=True)

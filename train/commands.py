@@ -5,10 +5,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgefer.runtime.errors import EdgeferError
 
 from . import datasets, images, splits
+
+if TYPE_CHECKING:
+    from .trainer import TrainConfig
 
 
 def prepare(spec: str, size: int = 48, seed: int = 0, folds: int = 10, protocol: str = "dataset"):
@@ -106,7 +110,7 @@ def list_models() -> str:
     return "\n".join(rows)
 
 
-def _train_config(args: argparse.Namespace, default_out: str) -> "TrainConfig":
+def _train_config(args: argparse.Namespace, default_out: str) -> TrainConfig:
     from . import models
     from .trainer import TrainConfig
 
