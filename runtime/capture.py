@@ -9,6 +9,7 @@ is what /healthz reports.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .sources import SourceKind, SourceLost
+
+log = logging.getLogger("edgefer")
 
 
 @dataclass
@@ -130,6 +133,7 @@ class Capture:
                     time.sleep(max(0.0, next_t - time.perf_counter()))
             except SourceLost as exc:
                 self.state, self.error = "reconnecting", str(exc)
+                log.warning("source lost (%s); retrying in %.1f s", exc, delay)
                 if self._stop.wait(delay):
                     break
                 delay = min(delay * 2, self.backoff[1])
