@@ -99,7 +99,8 @@ def compress(args: argparse.Namespace) -> int:
     if args.prune:
         tuned = fine_tune(args, source, out / f"{stem}.pruned-run")
         model, meta = checkpoint.load(tuned)
-        stem = f"{stem}.pruned{int(round(args.prune * 100))}"
+        if not args.name:                  # an explicit --name is used as given
+            stem = f"{stem}.pruned{int(round(args.prune * 100))}"
         prov.update({"pruned_from": prov["source_checkpoint_sha256"], "prune_ratio": args.prune,
                      "finetune_epochs": args.finetune_epochs, "source_checkpoint_sha256": file_sha256(tuned)})
         rows.append(Row("pytorch", "fp32", "window", tuned, tuned.stat().st_size, params(model),
