@@ -20,6 +20,16 @@ def _order(names) -> list[str]:
     return sorted(names, key=lambda n: int(re.findall(r"\d+", n)[-1]) if re.findall(r"\d+", n) else 0)
 
 
+def _to_model(x: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zp = detail["quantization"]
+    return quantize(x, detail["dtype"], scale, zp) if scale else x.astype(detail["dtype"])
+
+
+def _from_model(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zp = detail["quantization"]
+    return dequantize(y, scale, zp) if scale else y.astype(np.float32)
+
+
 def open_graph(path: Path, threads: int | None) -> Graph:
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -37,18 +47,8 @@ def open_graph(path: Path, threads: int | None) -> Graph:
     in_names, out_names = _order(ins), _order(outs)
 
     def run_one(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        feed = {}
-        for name, x in zip(in_names, inputs):
-            d = ins[name]
-            scale, zp = d["quantization"]
-            feed[name] = quantize(x, d["dtype"], scale, zp) if scale else x.astype(d["dtype"])
-        result = runner(**feed)
-        got = []
-        for name in out_names:
-            scale, zp = outs[name]["quantization"]
-            y = result[name]
-            got.append(dequantize(y, scale, zp) if scale else y.astype(np.float32))
-        return got
+        result = runner(**{name: _to_model(x, ins[name]) for name, x in zip(in_names, inputs)})
+        return [_from_model(result[name], outs[name]) for name in out_names]
 
     shapes = [tuple(int(v) for v in ins[n]["shape"]) for n in in_names]
     int8 = any(ins[n]["dtype"] != np.float32 for n in in_names)
