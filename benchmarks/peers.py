@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edgefer.runtime.backends import open_graph
 from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.preprocess import resize_square
 
 
 @dataclass
@@ -35,8 +35,7 @@ class Peer:
 
     def prepare(self, gray_u8: np.ndarray) -> np.ndarray:
         """(N, H, W) uint8 faces -> the peer's input batch."""
-        x = np.stack([cv2.resize(g, (self.size, self.size), interpolation=cv2.INTER_AREA if g.shape[0] > self.size
-                                 else cv2.INTER_LINEAR) for g in gray_u8]).astype(np.float32) * self.scale + self.offset
+        x = np.stack([resize_square(g, self.size) for g in gray_u8]).astype(np.float32) * self.scale + self.offset
         return x[..., None] if self.layout == "nhwc" else x[:, None]
 
     def graph(self, threads: int):

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import read_sidecar
-from edgefer.runtime.preprocess import normalize
+from edgefer.runtime.preprocess import normalize, resize_square
 
 FORMAT_OF = {".pt": "pytorch", ".onnx": "onnx", ".tflite": "tflite", ".engine": "tensorrt", ".plan": "tensorrt"}
 
@@ -55,9 +55,7 @@ class Subject:
                 return dm.logits(np.repeat(x, t, axis=1) if t > 1 else x, batch_size=len(x))
 
         def prepare(gray):
-            import cv2
-            s = meta.input_size
-            g = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) if f.shape[0] != s else f for f in gray])
+            g = np.stack([resize_square(f, meta.input_size) for f in gray])
             return normalize(g, meta.mean, meta.std)[:, None, None]
         return predict, prepare, list(meta.labels)
 
