@@ -1,0 +1,68 @@
+"""Accelerator-resident training (train/resident.py), run on CPU with a tiny model."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import SMALL_EDGE
+
+from edgefer.train import checkpoint, resident
+from edgefer.train.commands import prepare
+
+
+def _batch(seed: int = 0) -> torch.Tensor:
+    return torch.rand(16, 1, 48, 48, generator=torch.Generator().manual_seed(seed))
+
+
+def test_augment_with_no_change_is_the_identity():
+    x = _batch()
+    none = resident.Augment(rotate=0, scale=(1, 1), shift=0, flip=False, contrast=0, brightness=0, erase_p=0)
+    out = resident.augment(x, none, torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_augment_flip_mirrors_about_half_the_batch():
+    x = _batch()
+    flip = resident.Augment(rotate=0, scale=(1, 1), shift=0, flip=True, contrast=0, brightness=0, erase_p=0)
+    out = resident.augment(x, flip, torch.Generator().manual_seed(1))
+    same = [torch.allclose(o, i, atol=1e-5) for o, i in zip(out, x)]
+    mirrored = [torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, x)]
+    assert all(s or m for s, m in zip(same, mirrored))
+    assert 0 < sum(mirrored) < len(x)
+
+
+def test_augment_is_seeded_and_changes_images():
+    x = _batch()
+    a, b = (resident.augment(x, resident.Augment(), torch.Generator().manual_seed(7)) for _ in range(2))
+    assert torch.equal(a, b)
+    assert a.shape == x.shape and 0 <= a.min() and a.max() <= 1
+    assert (a - x).abs().mean() > 0.02
+
+
+def test_pack_then_fit_writes_a_loadable_checkpoint(fixture_dir, tmp_path):
+    data = fixture_dir("fer2013-folders", per_class=8)
+    spec = f"fer2013:{data}"
+    pack = resident.read_pack(resident.write_pack(spec, tmp_path / "fer.pack"))
+    _, decoded, plan, man = prepare(spec)
+    assert pack.manifest_sha256 == man["manifest_sha256"]
+    assert (pack.pixels == decoded.pixels).all() and list(pack.val_idx) == plan.indices("val")
+
+    cfg = resident.ResidentConfig(tmp_path / "fer.pack", tmp_path / "run", model_kwargs=SMALL_EDGE, minutes=10,
+                                  max_epochs=3, batch_size=8, lr=0.05, device="cpu", log_every=1)
+    summary = resident.fit(cfg, log=lambda m: None)
+    assert summary["epochs_run"] == 3 and len(summary["history"]) == 3
+    model, meta = checkpoint.load(tmp_path / "run" / "best.pt")
+    assert meta.provenance["manifest_sha256"] == man["manifest_sha256"] and meta.provenance["recipe"] == "resident"
+    assert meta.metrics["val_accuracy"] == pytest.approx(summary["best_val_accuracy"])
+    assert max(max(h["val_acc_raw"], h["val_acc_ema"]) for h in summary["history"]) == pytest.approx(
+        summary["best_val_accuracy"], abs=1e-6)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_unreadable_pack_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "x.pack"
+    bad.write_bytes(b"not lzma")
+    assert resident.main(["fit", str(bad), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    assert "not a readable data pack" in capsys.readouterr().err
