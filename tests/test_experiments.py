@@ -60,3 +60,20 @@ def test_temporal_ablation_trains_both_heads_on_the_same_encoder(fixture_dir, tm
     _, gru_meta = checkpoint.load(tmp_path / "gru" / "fold0" / "best.pt")
     mean_model, _ = checkpoint.load(tmp_path / "mean" / "fold0" / "best.pt")
     assert gru_meta.clip_length == 3 and type(mean_model.temporal).__name__ == "FrameMean"
+
+
+def test_frame_mean_arm_warm_starts_from_a_gru_checkpoint(small_edge_checkpoint):
+    """Both ablation arms must start from the same encoder: the mean model keeps the GRU model's names."""
+    import torch
+    from conftest import SMALL_EDGE
+    from edgefer.train import checkpoint, models
+    from edgefer.train.trainer import warm_start
+    mean_model = models.create("edge", 7, **SMALL_EDGE, temporal="mean")
+    src = checkpoint.load_payload(small_edge_checkpoint)["state_dict"]
+    n = warm_start(mean_model, small_edge_checkpoint)
+    enc = {k: v for k, v in mean_model.state_dict().items() if k.startswith("encoder.")}
+    assert n >= len(enc) and all(torch.equal(v, src[k]) for k, v in enc.items())
+    clip = torch.randn(2, 4, 1, 48, 48)
+    mean_model.eval()
+    per_frame = torch.stack([mean_model(clip[:, t:t + 1]) for t in range(4)], 1).mean(1)
+    assert torch.allclose(mean_model(clip), per_frame, atol=1e-5)   # = per-frame logits averaged

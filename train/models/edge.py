@@ -48,8 +48,13 @@ class EdgeEncoder(nn.Module):
 @register("edge", input_size=48, streaming=True, help="ours: depthwise-separable residual CNN + GRU (<=2M params, <=60 MFLOPs/frame)")
 def edge(num_classes: int, widths: tuple[int, ...] = (48, 112, 224, 384), depths: tuple[int, ...] = (1, 2, 3, 1),
          stem: int = 24, units: int = 128, dropout: float = 0.2, temporal: str = "gru") -> nn.Module:
-    """temporal="mean" swaps the GRU for per-frame logits averaged over the clip (the ablation baseline)."""
+    """temporal="mean" swaps the GRU for per-frame logits averaged over the clip (the ablation baseline).
+
+    The mean is taken over encoder features before the linear head, which is the same as averaging
+    the per-frame logits (the head is affine) and keeps the encoder's weights under the GRU model's
+    names, so `--init default` warm-starts both arms of the ablation from the same encoder.
+    """
     enc = EdgeEncoder(tuple(widths), tuple(depths), stem, dropout)
     if temporal == "mean":
-        return ClipModel(nn.Sequential(enc, nn.Linear(enc.out_dim, num_classes)), FrameMean(num_classes), nn.Identity())
+        return ClipModel(enc, FrameMean(enc.out_dim), nn.Linear(enc.out_dim, num_classes))
     return ClipModel(enc, Recurrent(temporal, enc.out_dim, [units], attention=False), nn.Linear(units, num_classes))
