@@ -100,19 +100,20 @@ def _tflite(job: Job, precision: str) -> list[Artifact]:
         graphs.append(("stream", StreamGraph(job.model, job.state.names), (torch.zeros(1, 1, s, s), *job.state.zeros(1))))
     made = []
     for graph, module, example in graphs:
-        fp32 = job.path("fp32", ".tflite", graph == "stream")
-        if not fp32.exists():
-            tx.export(module, example, fp32)
-        method: dict[str, Any] = {"exporter": "litert-torch (no TensorFlow)", "batch": 1}
+        named = job.path("named", ".tflite", graph == "stream")   # work file: the quantizer needs tensor names
+        if not named.exists():
+            tx.export(module, example, named)
+        method: dict[str, Any] = {"exporter": "litert-torch (no TensorFlow)", "batch": 1, "tensor_names": "stripped"}
         target = job.path(precision, ".tflite", graph == "stream")
         if precision == "fp16":
-            method.update(tx.to_fp16(fp32, target))
+            method.update(tx.to_fp16(named, target))
         elif precision == "int8":
             if graph == "window":
                 cal = [np.repeat(job.calibration[:, None], job.clip_length, axis=1)]
             else:
                 cal = job.stream_calibration()
-            method.update(tx.to_int8(fp32, target, cal))
+            method.update(tx.to_int8(named, target, cal, granularity="mixed"))
+        tx.strip_names(named if precision == "fp32" else target, target)
         made.append(Artifact(target, "tflite", precision, graph, method))
     return made
 

@@ -40,6 +40,22 @@ def export(module, example: tuple, path: Path) -> Path:
     return path
 
 
+def strip_names(src: Path, dst: Path) -> Path:
+    """Drop tensor and subgraph names (debug strings: ~100 KB per graph from litert-torch's long
+    module paths), keeping the signatures the runtime binds inputs by. Numerics are untouched.
+    Done last, because the quantizer keys its calibration statistics by tensor name."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+    model = fb.read_model(src)
+    model.description = None
+    for sg in model.subgraphs:
+        sg.name = None
+        for t in sg.tensors:
+            t.name = None
+    fb.write_model(model, dst)
+    dst.chmod(0o644)       # the writer leaves the file executable
+    return dst
+
+
 def _signature_inputs(path: Path) -> list[str]:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -62,13 +78,22 @@ def to_fp16(src: Path, dst: Path) -> dict:
 
 
 def to_int8(src: Path, dst: Path, calibration: list[np.ndarray], granularity: str = "channel") -> dict:
-    """Full-integer int8; `calibration` holds one array per signature input, each (N, ...) at batch 1."""
+    """Full-integer int8; `calibration` holds one array per signature input, each (N, ...) at batch 1.
+
+    granularity: "channel" (per-channel weights everywhere), "tensor" (per-tensor everywhere) or
+    "mixed" (per-tensor for CONV_2D, i.e. the pointwise convs and the stem, per-channel for
+    depthwise and fully-connected ops). Per-channel costs 24 bytes of scales and zero points
+    per channel (weights and bias); depthwise kernels need it, pointwise ones tolerate less.
+    """
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
     names = _signature_inputs(src)
-    gran = qtyping.QuantGranularity.CHANNELWISE if granularity == "channel" else qtyping.QuantGranularity.TENSORWISE
+    cw, tw = qtyping.QuantGranularity.CHANNELWISE, qtyping.QuantGranularity.TENSORWISE
     rm = recipe_manager.RecipeManager()
     rm.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, activation_num_bits=8,
-                         weight_num_bits=8, weight_granularity=gran)
+                         weight_num_bits=8, weight_granularity=cw if granularity in ("channel", "mixed") else tw)
+    if granularity == "mixed":
+        rm.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.CONV_2D, activation_num_bits=8,
+                             weight_num_bits=8, weight_granularity=tw)
     qt = quantizer.Quantizer(str(src))
     qt.load_quantization_recipe(rm.get_quantization_recipe())
     samples = [{n: arr[i:i + 1] for n, arr in zip(names, calibration)} for i in range(len(calibration[0]))]
@@ -81,5 +106,7 @@ def to_int8(src: Path, dst: Path, calibration: list[np.ndarray], granularity: st
         dst.unlink(missing_ok=True)
         raise EdgeferError(src, f"ai-edge-quantizer int8 failed ({str(exc).splitlines()[0][:160]})",
                            "check the calibration images, or use --precision fp16") from None
-    return {"method": f"ai-edge-quantizer static int8 ({granularity}-wise weights, int8 activations and I/O)",
+    weights = {"channel": "per-channel", "tensor": "per-tensor",
+               "mixed": "per-channel depthwise / fully-connected, per-tensor 1x1 and stem convs"}[granularity]
+    return {"method": f"ai-edge-quantizer static int8 ({weights} weights, int8 activations and I/O)",
             "calibration_images": len(calibration[0])}

@@ -144,6 +144,7 @@ class ResidentConfig:
     device: str = "auto"
     amp: bool = True                # fp16 autocast + loss scaling on CUDA
     max_epochs: int | None = None   # optional cap (tests)
+    init: Path | None = None        # continue from this checkpoint's weights (same architecture), fresh schedule
     log_every: int = 5              # epochs between log lines
 
 
@@ -177,7 +178,10 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
     xva = torch.from_numpy(pack.pixels[pack.val_idx]).to(dev)
     yva = torch.from_numpy(pack.y[pack.val_idx]).to(dev)
     kwargs = models.constructor_kwargs(cfg.model, cfg.model_kwargs)
-    model = models.create(cfg.model, len(pack.labels), **kwargs).to(dev)
+    model = models.create(cfg.model, len(pack.labels), **kwargs)
+    if cfg.init:
+        model.load_state_dict(checkpoint.load_payload(cfg.init)["state_dict"])
+    model = model.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
@@ -205,7 +209,8 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
     meta = ModelMetadata(cfg.model, pack.labels, int(pack.pixels.shape[-1]), mean, std, clip_length=1,
                          streaming=models.entry(cfg.model).streaming,
                          provenance={"dataset": pack.spec, "manifest_sha256": pack.manifest_sha256, "fold": None,
-                                     "train_split": pack.train_split, "seed": cfg.seed, "init": None,
+                                     "train_split": pack.train_split, "seed": cfg.seed,
+                                     "init": str(cfg.init) if cfg.init else None,
                                      "recipe": "resident"})
     cfg.out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
@@ -304,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("batch_size", "seed", "max_epochs", "log_every"):
         fp.add_argument("--" + name.replace("_", "-"), type=int)
     fp.add_argument("--optimizer", choices=("sgd", "adamw"))
+    fp.add_argument("--init", type=Path, help="start from this checkpoint's weights (same architecture and kwargs)")
     fp.add_argument("--device")
     a = p.parse_args(argv)
     try:
