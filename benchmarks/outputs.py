@@ -71,15 +71,18 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         return
     fig, ax = plt.subplots(figsize=(7.5, 5))
     ours = [r for r in pts if not r["peer"]]
-    for r in pts:
-        marker, color = ("*", "tab:red") if r["peer"] else ("o", "tab:blue")
+    idx = pareto_front([(r["p50_ms"], r["accuracy"]) for r in ours]) if ours else []
+    on_front = {id(ours[i]) for i in idx}
+    for r in pts:    # only the front and the peers are labelled: off-front rows are in the table
+        marker, color = ("*", "tab:red") if r["peer"] else ("o", "tab:blue" if id(r) in on_front else "lightsteelblue")
         ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker=marker, s=120 if r["peer"] else 50, color=color, zorder=3)
-        ax.annotate(f"{r['name']} {r['format']} {r['precision']}", (r["p50_ms"], 100 * r["accuracy"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+        if r["peer"] or id(r) in on_front:
+            ax.annotate(f"{r['name']} {r['format']} {r['precision']}", (r["p50_ms"], 100 * r["accuracy"]), fontsize=7,
+                        xytext=(4, -10 if r["peer"] else 4), textcoords="offset points")
     if ours:
-        idx = pareto_front([(r["p50_ms"], r["accuracy"]) for r in ours])
         ax.step([ours[i]["p50_ms"] for i in idx], [100 * ours[i]["accuracy"] for i in idx], where="post",
                 color="tab:blue", alpha=0.6, label="our Pareto front")
+    ax.scatter([], [], marker="o", color="lightsteelblue", label="ours, off the front")
     ax.scatter([], [], marker="*", color="tab:red", label="peer")
     ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter
