@@ -217,7 +217,7 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
     best = {"val_accuracy": -1.0}
     t0 = time.time()
     epoch = 0
-    progress = 0.0
+    progress = lr_scale = 0.0
     while progress < 1.0 and (cfg.max_epochs is None or epoch < cfg.max_epochs):
         model.train()
         order = torch.randperm(n, device=dev, generator=g)
@@ -286,7 +286,7 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
                "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "torch": torch.__version__,
                "epochs_run": epoch, "best_epoch": best["epoch"], "best_weights": best["weights"],
                "best_val_accuracy": report["accuracy"], "best_val_macro_f1": report["macro_f1"],
-               "val_accuracy_hflip_tta": tta, "params": params(final), "mflops_per_frame": mflops_per_frame(final.cpu(), 48),
+               "val_accuracy_hflip_tta": tta, "params": params(final), "mflops_per_frame": mflops_per_frame(final.cpu(), int(pack.pixels.shape[-1])),
                "config": json.loads(json.dumps(asdict(cfg), default=str)), "history": history,
                "report": report}
     (cfg.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
