@@ -154,12 +154,17 @@ def _param_groups(model: nn.Module, wd: float) -> list[dict]:
     return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
 
 
+def _normalize(x_u8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """(B, S, S) uint8 -> (B, 1, S, S) float, as the metadata tells the device to normalise."""
+    return (x_u8.float()[:, None] / 255 - mean) / std
+
+
 @torch.no_grad()
 def _logits(model: nn.Module, x_u8: torch.Tensor, mean: float, std: float, amp: bool, flip: bool = False) -> torch.Tensor:
     model.eval()
     out = []
     for i in range(0, len(x_u8), 1024):
-        x = (x_u8[i:i + 1024].float()[:, None] / 255 - mean) / std
+        x = _normalize(x_u8[i:i + 1024], mean, std)
         if flip:
             x = x.flip(-1)
         with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp):
@@ -188,9 +193,9 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
     if amp:     # one trial step: fall back to fp32 rather than lose a leased run to an unsupported fp16 kernel
         try:
-            x = (xtr[:cfg.batch_size].float()[:, None, None] / 255 - mean) / std
+            x = _normalize(xtr[:cfg.batch_size], mean, std)
             with torch.autocast(dev.type, dtype=torch.float16):
-                model(x).float().sum().backward()
+                model(x[:, None]).float().sum().backward()
             model.zero_grad(set_to_none=True)
         except RuntimeError as exc:
             log(f"{cfg.out.name}: fp16 autocast failed ({str(exc).splitlines()[0]}); training in fp32")
@@ -206,7 +211,8 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
     n, bs = len(xtr), cfg.batch_size
     steps_per_epoch = max(1, n // bs)
     budget = cfg.minutes * 60
-    meta = ModelMetadata(cfg.model, pack.labels, int(pack.pixels.shape[-1]), mean, std, clip_length=1,
+    size = int(pack.pixels.shape[-1])
+    meta = ModelMetadata(cfg.model, pack.labels, size, mean, std, clip_length=1,
                          streaming=models.entry(cfg.model).streaming,
                          provenance={"dataset": pack.spec, "manifest_sha256": pack.manifest_sha256, "fold": None,
                                      "train_split": pack.train_split, "seed": cfg.seed,
@@ -223,6 +229,7 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
         order = torch.randperm(n, device=dev, generator=g)
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev)
+        seen = 0
         for step in range(steps_per_epoch):
             progress = (time.time() - t0) / budget
             if cfg.max_epochs is not None:
@@ -250,8 +257,9 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
                 ema.update_parameters(model)
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == y).sum()
+            seen += len(idx)
         epoch += 1
-        seen = max(1, (step + 1) * bs)
+        seen = max(1, seen)       # the budget can end an epoch before its first step
         row = {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,
                "lr": cfg.lr * lr_scale, "minutes": (time.time() - t0) / 60}
         for name, net in (("raw", model), ("ema", ema)):
@@ -279,14 +287,15 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
     tta = float(((val_logits + flip_logits).argmax(1) == yva).float().mean())
     meta.metrics = {"val_split": pack.val_split, "val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"],
                     "epoch": best["epoch"], "weights": best["weights"]}
-    checkpoint.save(cfg.out / "best.pt", final.cpu(), cfg.model, kwargs, meta)
+    final = final.cpu()
+    checkpoint.save(cfg.out / "best.pt", final, cfg.model, kwargs, meta)
     from .models.profile import mflops_per_frame, params
     summary = {"model": cfg.model, "kwargs": kwargs, "data": pack.spec, "manifest_sha256": pack.manifest_sha256,
                "labels": pack.labels, "normalization": {"mean": mean, "std": std}, "device": str(dev),
                "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "torch": torch.__version__,
                "epochs_run": epoch, "best_epoch": best["epoch"], "best_weights": best["weights"],
                "best_val_accuracy": report["accuracy"], "best_val_macro_f1": report["macro_f1"],
-               "val_accuracy_hflip_tta": tta, "params": params(final), "mflops_per_frame": mflops_per_frame(final.cpu(), int(pack.pixels.shape[-1])),
+               "val_accuracy_hflip_tta": tta, "params": params(final), "mflops_per_frame": mflops_per_frame(final, size),
                "config": json.loads(json.dumps(asdict(cfg), default=str)), "history": history,
                "report": report}
     (cfg.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
