@@ -50,6 +50,21 @@ def test_tflite_int8_has_integer_io(small_artifacts):
     assert detail["dtype"] == np.int8 and detail["quantization"][0] > 0
 
 
+def test_tflite_names_are_stripped_and_signature_less_files_still_run(small_artifacts, tmp_path):
+    """Shipped .tflite files carry no tensor names (signatures bind the inputs); a file with no
+    signatures either, as older converters wrote, runs through the plain-tensor path identically."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+    from edgefer.runtime.backends import litert
+    out, _, _ = small_artifacts
+    model = fb.read_model(out / "small.int8.tflite")
+    assert model.signatureDefs and all(not t.name for sg in model.subgraphs for t in sg.tensors)
+    model.signatureDefs = None
+    fb.write_model(model, tmp_path / "nosig.tflite")
+    x = np.random.default_rng(0).standard_normal((2, 1, 1, 48, 48)).astype(np.float32)
+    with_sig = litert.open_graph(out / "small.int8.tflite", 1).run([x])[0]
+    assert np.array_equal(litert.open_graph(tmp_path / "nosig.tflite", 1).run([x])[0], with_sig)
+
+
 def test_evaluate_runs_artifacts_in_their_backend(small_artifacts, small_edge_checkpoint, tmp_path):
     out, _, data = small_artifacts
     results = {}

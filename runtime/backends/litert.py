@@ -61,14 +61,8 @@ def _tensor_graph(interp) -> Graph:
 
     def run_one(inputs: list[np.ndarray]) -> list[np.ndarray]:
         for d, x in zip(ins, inputs):
-            scale, zp = d["quantization"]
-            interp.set_tensor(d["index"], quantize(x, d["dtype"], scale, zp) if scale else x.astype(d["dtype"]))
+            interp.set_tensor(d["index"], _to_model(x, d))
         interp.invoke()
-        got = []
-        for d in outs:
-            scale, zp = d["quantization"]
-            y = interp.get_tensor(d["index"])
-            got.append(dequantize(y, scale, zp) if scale else y.astype(np.float32))
-        return got
+        return [_from_model(interp.get_tensor(d["index"]), d) for d in outs]
 
     return Graph("litert", per_row(run_one), [tuple(int(v) for v in d["shape"]) for d in ins], 1, detail="XNNPACK")
