@@ -66,3 +66,53 @@ def test_unreadable_pack_is_a_one_line_error(tmp_path, capsys):
     bad.write_bytes(b"not lzma")
     assert resident.main(["fit", str(bad), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "not a readable data pack" in capsys.readouterr().err
+
+
+def _pack(fixture_dir, tmp_path):
+    data = fixture_dir("fer2013-folders", per_class=8)
+    return resident.write_pack(f"fer2013:{data}", tmp_path / "fer.pack")
+
+
+def _cfg(pack, out, **over):
+    base = dict(model_kwargs=SMALL_EDGE, minutes=10, max_epochs=2, batch_size=8, lr=0.05, device="cpu", log_every=1)
+    return resident.ResidentConfig(pack, out, **{**base, **over})
+
+
+def test_distillation_is_zero_when_the_student_matches_the_targets():
+    logits = torch.randn(4, 7)
+    assert resident._distillation(logits, (logits / 2).softmax(1), 2.0).item() == pytest.approx(0, abs=1e-6)
+    assert resident._distillation(logits, torch.full((4, 7), 1 / 7), 2.0).item() > 0.01
+
+
+def test_soft_targets_average_the_teachers_on_their_own_normalisation():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x = torch.rand(2, 1, 4, 4)
+    raw = x * 0.3 + 0.5                       # the batch as the student saw it: (raw - 0.5) / 0.3
+    t = resident._soft_targets([(net, 0.5, 0.3), (net, 0.0, 1.0)], x, 0.5, 0.3, 1.0)
+    want = (net(x[:, None]).softmax(1) + net(raw[:, None]).softmax(1)) / 2
+    assert torch.allclose(t, want, atol=1e-6)
+
+
+def test_prune_then_distil_from_the_parent(fixture_dir, tmp_path):
+    pack = _pack(fixture_dir, tmp_path)
+    resident.fit(_cfg(pack, tmp_path / "parent"), log=lambda m: None)
+    parent = tmp_path / "parent" / "best.pt"
+    s = resident.fit(_cfg(pack, tmp_path / "pruned", init=parent, prune=0.5, teachers=[parent], kd_alpha=0.5),
+                     log=lambda m: None)
+    small, meta = checkpoint.load(tmp_path / "pruned" / "best.pt")
+    big, _ = checkpoint.load(parent)
+    assert getattr(small, "pruned", False) and meta.provenance["prune_ratio"] == 0.5
+    assert meta.provenance["teachers"] == [str(parent)]
+    assert s["params"] == sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in big.parameters())
+    # a pruned checkpoint warm-starts again with its own shapes
+    again = resident.fit(_cfg(pack, tmp_path / "again", init=tmp_path / "pruned" / "best.pt", max_epochs=1),
+                         log=lambda m: None)
+    assert again["params"] == s["params"]
+
+
+def test_init_of_another_architecture_is_a_one_line_error(fixture_dir, tmp_path, capsys):
+    pack = _pack(fixture_dir, tmp_path)
+    resident.fit(_cfg(pack, tmp_path / "parent", max_epochs=1), log=lambda m: None)
+    rc = resident.main(["fit", str(pack), "--out", str(tmp_path / "o"), "--device", "cpu",
+                        "--init", str(tmp_path / "parent" / "best.pt")])     # default edge widths, not SMALL_EDGE
+    assert rc == 2 and "checkpoint, not 'edge'" in capsys.readouterr().err

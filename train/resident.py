@@ -9,6 +9,12 @@ run on a lent machine always finishes inside its lease with a complete cosine de
 Weights are averaged (EMA); each epoch the raw and averaged weights are scored on the
 validation split and the best is kept, as `edgefer train` selects on PublicTest.
 
+Two additions serve compression and small models: `--teacher` distils from an ensemble of
+checkpoints (Hinton et al.'s soft targets, the averaged tempered softmax of the teachers on
+the *same* augmented batch), and `--prune` removes channels (compress/prune.py) from the
+`--init` weights before training, so a pruned model is fine-tuned here, on the GPU, with
+its unpruned parent as the teacher.
+
 A *pack* (`write_pack`) is the decoded, split dataset in one lzma-compressed file: the
 same pixels and split manifest hash `edgefer train` would use, for machines that have no
 copy of the image folders. Runs on CPU too (that is how the tests run it).
@@ -16,6 +22,7 @@ copy of the image folders. Runs on CPU too (that is how the tests run it).
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import lzma
@@ -145,6 +152,10 @@ class ResidentConfig:
     amp: bool = True                # fp16 autocast + loss scaling on CUDA
     max_epochs: int | None = None   # optional cap (tests)
     init: Path | None = None        # continue from this checkpoint's weights (same architecture), fresh schedule
+    prune: float | None = None      # structured channel pruning ratio applied to the init weights
+    teachers: list[Path] = field(default_factory=list)   # distil from the mean of their tempered softmax
+    kd_alpha: float = 0.7           # weight of the distillation term (the label term gets 1 - alpha)
+    kd_temperature: float = 2.0
     log_every: int = 5              # epochs between log lines
 
 
@@ -172,6 +183,53 @@ def _logits(model: nn.Module, x_u8: torch.Tensor, mean: float, std: float, amp: 
     return torch.cat(out)
 
 
+def _initial_model(cfg: ResidentConfig, pack: Pack, kwargs: dict[str, Any]) -> nn.Module:
+    """Fresh, warm-started, or warm-started then pruned; a pruned `--init` keeps its shapes."""
+    if cfg.init is None:
+        if cfg.prune:
+            raise EdgeferError(None, "--prune needs --init", "prune a trained checkpoint: --init CKPT --prune 0.5")
+        return models.create(cfg.model, len(pack.labels), **kwargs)
+    payload = checkpoint.load_payload(cfg.init)
+    if payload["architecture"] != cfg.model or models.constructor_kwargs(cfg.model, payload["kwargs"]) != kwargs:
+        raise EdgeferError(cfg.init, f"is a '{payload['architecture']}' {payload['kwargs']} checkpoint, not '{cfg.model}' {kwargs}",
+                           "pass the same --model and --set as the run that wrote it")
+    model, meta = checkpoint.load(cfg.init)
+    if meta.labels != pack.labels:
+        raise EdgeferError(cfg.init, f"labels {meta.labels} differ from the pack's {pack.labels}", "use a checkpoint of this dataset")
+    if cfg.prune:
+        from edgefer.compress.prune import prune_encoder
+        model = prune_encoder(model, cfg.prune, int(pack.pixels.shape[-1]))
+    return model.train()
+
+
+def _teachers(cfg: ResidentConfig, pack: Pack, dev: torch.device) -> list[tuple[nn.Module, float, float]]:
+    """Frozen teacher models with the normalisation each was trained with."""
+    out = []
+    for path in cfg.teachers:
+        net, meta = checkpoint.load(path)
+        if meta.labels != pack.labels or meta.input_size != int(pack.pixels.shape[-1]):
+            raise EdgeferError(path, "teacher's labels or input size differ from the pack's", "distil from checkpoints of this dataset")
+        net = net.to(dev).eval().requires_grad_(False)
+        if dev.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+        out.append((net, meta.mean, meta.std))
+    return out
+
+
+@torch.no_grad()
+def _soft_targets(teachers: list[tuple[nn.Module, float, float]], x: torch.Tensor, mean: float, std: float,
+                  temperature: float) -> torch.Tensor:
+    """Mean tempered softmax of the teachers on the student's (normalised, augmented) batch."""
+    raw = x * std + mean
+    probs = [(net(((raw - m) / s)[:, None]).float() / temperature).softmax(1) for net, m, s in teachers]
+    return torch.stack(probs).mean(0)
+
+
+def _distillation(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(targets || student) at temperature T, scaled by T^2 so its gradients match the label term's."""
+    return F.kl_div((logits / temperature).log_softmax(1), targets, reduction="batchmean") * temperature ** 2
+
+
 def fit(cfg: ResidentConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
@@ -183,10 +241,9 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
     xva = torch.from_numpy(pack.pixels[pack.val_idx]).to(dev)
     yva = torch.from_numpy(pack.y[pack.val_idx]).to(dev)
     kwargs = models.constructor_kwargs(cfg.model, cfg.model_kwargs)
-    model = models.create(cfg.model, len(pack.labels), **kwargs)
-    if cfg.init:
-        model.load_state_dict(checkpoint.load_payload(cfg.init)["state_dict"])
+    model = _initial_model(cfg, pack, kwargs)
     model = model.to(dev)
+    teachers = _teachers(cfg, pack, dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
@@ -217,6 +274,8 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
                          provenance={"dataset": pack.spec, "manifest_sha256": pack.manifest_sha256, "fold": None,
                                      "train_split": pack.train_split, "seed": cfg.seed,
                                      "init": str(cfg.init) if cfg.init else None,
+                                     "prune_ratio": cfg.prune,
+                                     "teachers": [str(t) for t in cfg.teachers] or None,
                                      "recipe": "resident"})
     cfg.out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
@@ -249,6 +308,9 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
             with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
                 logits = model(x[:, None])
                 loss = loss_fn(logits.float(), y)
+                if teachers:
+                    loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * _distillation(
+                        logits.float(), _soft_targets(teachers, x, mean, std, cfg.kd_temperature), cfg.kd_temperature)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -277,7 +339,7 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
                 f"val raw {row['val_acc_raw']:.4f} ema {row.get('val_acc_ema', float('nan')):.4f} "
                 f"best {best['val_accuracy']:.4f} [{row['minutes']:.1f} min]")
 
-    final = models.create(cfg.model, len(pack.labels), **kwargs)
+    final = copy.deepcopy(model.cpu())     # same (possibly pruned) shapes as the trained model
     final.load_state_dict(best["state"])
     final = final.to(dev)
     from .metrics import classification_report
@@ -319,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         fp.add_argument("--" + name.replace("_", "-"), type=int)
     fp.add_argument("--optimizer", choices=("sgd", "adamw"))
     fp.add_argument("--init", type=Path, help="start from this checkpoint's weights (same architecture and kwargs)")
+    fp.add_argument("--prune", type=float, help="remove this fraction of the --init encoder's channels, then train")
+    fp.add_argument("--teacher", dest="teachers", type=Path, action="append",
+                    help="distil from this checkpoint (repeat for an ensemble)")
+    fp.add_argument("--kd-alpha", type=float, help="weight of the distillation loss (default 0.7)")
+    fp.add_argument("--kd-temperature", type=float, help="softmax temperature of distillation (default 2)")
     fp.add_argument("--device")
     a = p.parse_args(argv)
     try:
