@@ -111,6 +111,8 @@ def compress(args: argparse.Namespace) -> int:
     model.eval()
     if getattr(model, "pruned", False):
         prov["pruned"] = True
+        if meta.provenance.get("prune_ratio"):      # pruned elsewhere (e.g. resident --prune): keep the record
+            prov.setdefault("prune_ratio", meta.provenance["prune_ratio"])
     prof = {"params": params(model), "mflops": mflops_per_frame(model, meta.input_size)}
 
     calib = None

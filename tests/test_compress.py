@@ -231,3 +231,19 @@ def test_prune_then_fine_tune_then_export(small_edge_checkpoint, fixture_dir, tm
     onnx_row = [r for r in rows if r["format"] == "onnx"][0]
     assert onnx_row["params"] == pruned["params"] and onnx_row["max_abs_diff"] < 1e-4
     assert read_sidecar(tmp_path / "o" / "small.pruned50.fp32.onnx").provenance["prune_ratio"] == 0.5
+
+
+def test_a_checkpoint_pruned_elsewhere_exports_with_its_prune_record(small_edge_checkpoint, fixture_dir, tmp_path):
+    """resident --prune writes pruned checkpoints; compress takes them as they are (no second pruning)."""
+    from edgefer.compress.prune import prune_encoder
+    model, meta = checkpoint.load(small_edge_checkpoint)
+    prune_encoder(model, 0.5, 48)
+    meta.provenance = {**meta.provenance, "prune_ratio": 0.5}
+    src = checkpoint.save(tmp_path / "p50.pt", model, "edge", SMALL_EDGE, meta)
+    data = fixture_dir("fer2013-folders", per_class=8)
+    res = run_cli("compress", src, "--precision", "fp32", "--formats", "onnx", "--data", f"fer2013:{data}", "--out", tmp_path / "o")
+    assert res.returncode == 0, res.stderr[-1500:]
+    rows = json.loads((tmp_path / "o" / "report.json").read_text())["rows"]
+    assert [r["params"] for r in rows] == [sum(p.numel() for p in model.parameters())] * 2
+    prov = read_sidecar(tmp_path / "o" / "p50.fp32.onnx").provenance
+    assert prov["pruned"] is True and prov["prune_ratio"] == 0.5
