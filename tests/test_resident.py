@@ -116,3 +116,18 @@ def test_init_of_another_architecture_is_a_one_line_error(fixture_dir, tmp_path,
     rc = resident.main(["fit", str(pack), "--out", str(tmp_path / "o"), "--device", "cpu",
                         "--init", str(tmp_path / "parent" / "best.pt")])     # default edge widths, not SMALL_EDGE
     assert rc == 2 and "checkpoint, not 'edge'" in capsys.readouterr().err
+
+
+def test_cli_wires_prune_and_teachers(fixture_dir, tmp_path, capsys):
+    pack = _pack(fixture_dir, tmp_path)
+    resident.fit(_cfg(pack, tmp_path / "parent", max_epochs=1), log=lambda m: None)
+    parent = str(tmp_path / "parent" / "best.pt")
+    rc = resident.main(["fit", str(pack), "--out", str(tmp_path / "cli"), "--device", "cpu", "--max-epochs", "1",
+                        "--batch-size", "8", "--set", f"widths={json.dumps(SMALL_EDGE['widths'])}",
+                        "--set", f"depths={json.dumps(SMALL_EDGE['depths'])}", "--set", "stem=8", "--set", "units=16",
+                        "--init", parent, "--prune", "0.5", "--teacher", parent, "--teacher", parent,
+                        "--kd-alpha", "0.4", "--kd-temperature", "3"])
+    assert rc == 0, capsys.readouterr().err
+    cfg = json.loads((tmp_path / "cli" / "metrics.json").read_text())["config"]
+    assert cfg["prune"] == 0.5 and cfg["teachers"] == [parent, parent]
+    assert cfg["kd_alpha"] == 0.4 and cfg["kd_temperature"] == 3.0
