@@ -131,3 +131,38 @@ def test_cli_wires_prune_and_teachers(fixture_dir, tmp_path, capsys):
     cfg = json.loads((tmp_path / "cli" / "metrics.json").read_text())["config"]
     assert cfg["prune"] == 0.5 and cfg["teachers"] == [parent, parent]
     assert cfg["kd_alpha"] == 0.4 and cfg["kd_temperature"] == 3.0
+
+
+def test_weight_fake_quant_trains_through_rounding_and_bakes_int8_grid_weights():
+    from edgefer.train import models
+    m = models.create("edge", 7, **SMALL_EDGE)
+    resident.add_weight_fake_quant(m)
+    conv = next(c for c in m.modules() if isinstance(c, torch.nn.Conv2d))
+    conv.parametrizations.weight.original.data.normal_()
+    m(torch.randn(2, 1, 1, 48, 48)).sum().backward()
+    assert conv.parametrizations.weight.original.grad.abs().sum() > 0      # straight-through gradient
+    resident.remove_weight_fake_quant(m)
+    assert "encoder.body.0.weight" in m.state_dict()
+    for c in (c for c in m.modules() if isinstance(c, (torch.nn.Conv2d, torch.nn.Linear))):
+        w = c.weight.detach().flatten(1)
+        steps = w / (w.abs().amax(1, keepdim=True) / 127)
+        assert torch.allclose(steps, steps.round(), atol=1e-3)            # every weight is an int8 step
+
+
+def test_mixed_fake_quant_rounds_pointwise_convs_per_tensor_after_batchnorm_folding():
+    from edgefer.train import models
+    m = models.create("edge", 7, **SMALL_EDGE)
+    for bn in (b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)):
+        bn.weight.data.uniform_(0.5, 2.0)
+        bn.running_var.uniform_(0.5, 2.0)
+    resident.add_weight_fake_quant(m, "mixed")
+    resident.remove_weight_fake_quant(m)
+    mods = list(m.modules())
+    checked = 0
+    for conv, bn in zip(mods, mods[1:]):
+        if isinstance(conv, torch.nn.Conv2d) and conv.groups == 1 and isinstance(bn, torch.nn.BatchNorm2d):
+            folded = conv.weight.detach() * (bn.weight / (bn.running_var + bn.eps).sqrt()).detach().view(-1, 1, 1, 1)
+            steps = folded / (folded.abs().amax() / 127)
+            assert torch.allclose(steps, steps.round(), atol=1e-3)      # one scale for the whole folded kernel
+            checked += 1
+    assert checked >= 2

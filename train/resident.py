@@ -156,6 +156,7 @@ class ResidentConfig:
     teachers: list[Path] = field(default_factory=list)   # distil from the mean of their tempered softmax
     kd_alpha: float = 0.7           # weight of the distillation term (the label term gets 1 - alpha)
     kd_temperature: float = 2.0
+    weight_fake_quant: str | None = None   # "per-channel" | "mixed": train through int8 weight rounding
     log_every: int = 5              # epochs between log lines
 
 
@@ -181,6 +182,52 @@ def _logits(model: nn.Module, x_u8: torch.Tensor, mean: float, std: float, amp: 
         with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp):
             out.append(model(x[:, None]).float())
     return torch.cat(out)
+
+
+class _Int8Weights(nn.Module):
+    """Symmetric int8 rounding (scale = max |w| / 127) with a straight-through gradient, on the
+    grid ONNX Runtime's and LiteRT's weight quantizers use, so training through it leaves the
+    weights robust to that rounding. Exporters fold a following BatchNorm into the conv
+    first; per-channel rounding does not care (folding scales each channel), per-tensor
+    rounding does, so a per-tensor conv is rounded as folded (w * gamma / sqrt(var + eps))."""
+
+    def __init__(self, per_tensor: bool = False, bn: nn.BatchNorm2d | None = None):
+        super().__init__()
+        self.per_tensor = per_tensor
+        self._bn = [bn]          # a list, so the BatchNorm is not registered (twice) as a submodule
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        bn = self._bn[0]
+        fold = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach().view(-1, *[1] * (w.ndim - 1)) if bn is not None \
+            else torch.ones(1, device=w.device)
+        wf = w * fold
+        amax = wf.detach().abs().amax() if self.per_tensor else wf.detach().abs().flatten(1).amax(1).view(-1, *[1] * (w.ndim - 1))
+        scale = amax.clamp_min(1e-12) / 127
+        q = (wf / scale).round().clamp(-127, 127) * scale / fold
+        return w + (q - w).detach()
+
+
+def add_weight_fake_quant(model: nn.Module, scheme: str = "per-channel") -> nn.Module:
+    """scheme: "per-channel" everywhere (ONNX Runtime's int8), or "mixed" (our TFLite recipe:
+    per-tensor for ordinary and pointwise convs, per-channel for depthwise convs and linear layers)."""
+    from torch.nn.utils import parametrize
+    mods = list(model.modules())
+    for i, m in enumerate(mods):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            per_tensor = scheme == "mixed" and isinstance(m, nn.Conv2d) and m.groups == 1
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            bn = nxt if isinstance(nxt, nn.BatchNorm2d) and nxt.num_features == m.weight.shape[0] else None
+            parametrize.register_parametrization(m, "weight", _Int8Weights(per_tensor, bn if per_tensor else None))
+    return model
+
+
+def remove_weight_fake_quant(model: nn.Module) -> nn.Module:
+    """Bake the rounded weights in: the checkpoint holds plain tensors already on the int8 grid."""
+    from torch.nn.utils import parametrize
+    for m in model.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    return model
 
 
 def _initial_model(cfg: ResidentConfig, pack: Pack, kwargs: dict[str, Any]) -> nn.Module:
@@ -242,6 +289,8 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
     yva = torch.from_numpy(pack.y[pack.val_idx]).to(dev)
     kwargs = models.constructor_kwargs(cfg.model, cfg.model_kwargs)
     model = _initial_model(cfg, pack, kwargs)
+    if cfg.weight_fake_quant:
+        add_weight_fake_quant(model, cfg.weight_fake_quant)
     model = model.to(dev)
     teachers = _teachers(cfg, pack, dev)
     if dev.type == "cuda":
@@ -341,6 +390,8 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
 
     final = copy.deepcopy(model.cpu())     # same (possibly pruned) shapes as the trained model
     final.load_state_dict(best["state"])
+    if cfg.weight_fake_quant:
+        remove_weight_fake_quant(final)
     final = final.to(dev)
     from .metrics import classification_report
     val_logits = _logits(final, xva, mean, std, amp)
@@ -386,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="distil from this checkpoint (repeat for an ensemble)")
     fp.add_argument("--kd-alpha", type=float, help="weight of the distillation loss (default 0.7)")
     fp.add_argument("--kd-temperature", type=float, help="softmax temperature of distillation (default 2)")
+    fp.add_argument("--weight-fake-quant", choices=("per-channel", "mixed"),
+                    help="quantization-aware fine-tune: train through int8 weight rounding, per-channel "
+                         "(ONNX Runtime) or mixed (the TFLite recipe: per-tensor pointwise convs)")
     fp.add_argument("--device")
     a = p.parse_args(argv)
     try:
