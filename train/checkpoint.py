@@ -51,7 +51,11 @@ def load_payload(path: Path) -> dict[str, Any]:
 
 
 def load(path: Path) -> tuple[nn.Module, ModelMetadata]:
-    payload = load_payload(path)
+    return build(load_payload(path), path)
+
+
+def build(payload: dict[str, Any], path: Path) -> tuple[nn.Module, ModelMetadata]:
+    """The model and metadata of a loaded payload (`path` names it in errors)."""
     meta = ModelMetadata.from_dict(payload["metadata"], path)
     model = models.create(payload["architecture"], len(meta.labels), **payload["kwargs"])
     if payload.get("pruned"):

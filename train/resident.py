@@ -13,7 +13,9 @@ Two additions serve compression and small models: `--teacher` distils from an en
 checkpoints (Hinton et al.'s soft targets, the averaged tempered softmax of the teachers on
 the *same* augmented batch), and `--prune` removes channels (compress/prune.py) from the
 `--init` weights before training, so a pruned model is fine-tuned here, on the GPU, with
-its unpruned parent as the teacher.
+its unpruned parent as the teacher. `--weight-fake-quant` is the int8-aware fine-tune: the
+weights are trained through the rounding the int8 exporters will apply, so the shipped int8
+artifacts answer as the fp32 model does.
 
 A *pack* (`write_pack`) is the decoded, split dataset in one lzma-compressed file: the
 same pixels and split manifest hash `edgefer train` would use, for machines that have no
@@ -240,7 +242,7 @@ def _initial_model(cfg: ResidentConfig, pack: Pack, kwargs: dict[str, Any]) -> n
     if payload["architecture"] != cfg.model or models.constructor_kwargs(cfg.model, payload["kwargs"]) != kwargs:
         raise EdgeferError(cfg.init, f"is a '{payload['architecture']}' {payload['kwargs']} checkpoint, not '{cfg.model}' {kwargs}",
                            "pass the same --model and --set as the run that wrote it")
-    model, meta = checkpoint.load(cfg.init)
+    model, meta = checkpoint.build(payload, cfg.init)
     if meta.labels != pack.labels:
         raise EdgeferError(cfg.init, f"labels {meta.labels} differ from the pack's {pack.labels}", "use a checkpoint of this dataset")
     if cfg.prune:
