@@ -72,12 +72,11 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     ours = [r for r in pts if not r["peer"]]
     idx = pareto_front([(r["p50_ms"], r["accuracy"]) for r in ours]) if ours else []
-    on_front = {id(ours[i]) for i in idx}
-    rank = {id(ours[i]): k for k, i in enumerate(idx)}    # position along the front, by latency
+    rank = {id(ours[i]): k for k, i in enumerate(idx)}    # the front's points, by position along it (latency)
     for r in pts:    # only the front and the peers are labelled: off-front rows are in the table
-        marker, color = ("*", "tab:red") if r["peer"] else ("o", "tab:blue" if id(r) in on_front else "lightsteelblue")
+        marker, color = ("*", "tab:red") if r["peer"] else ("o", "tab:blue" if id(r) in rank else "lightsteelblue")
         ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker=marker, s=120 if r["peer"] else 50, color=color, zorder=3)
-        if r["peer"] or id(r) in on_front:
+        if r["peer"] or id(r) in rank:
             # neighbours on the front alternate above / below, so close points' labels do not overlap
             dy = -12 if r["peer"] or rank[id(r)] % 2 else 5
             ax.annotate(f"{r['name']} {r['format']} {r['precision']}", (r["p50_ms"], 100 * r["accuracy"]), fontsize=7,
