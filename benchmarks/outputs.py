@@ -128,7 +128,9 @@ def write(out: Path, result: dict[str, Any]) -> None:
     md = [f"# edgefer bench: {result['profile']['device']}", "",
           f"Data `{result.get('data')}` split `{result.get('split')}`; {result['settings']['threads']} thread(s); "
           f"single-stream batch 1, {result['settings']['warmup']} warm-up + {result['settings']['runs']} timed runs "
-          f"(p90 is the headline, as in MLPerf single-stream); commit {result['profile']['git_commit']}.", ""]
+          f"(p90 is the headline, as in MLPerf single-stream); commit {result['profile']['git_commit']}. "
+          "Peers' params and MFLOPs are counted from their graphs (constant weights, BatchNorm folded; "
+          "a multiply-add = 2 FLOPs, as for ours).", ""]
     if rows:
         md += [table(rows), "", "![pareto](pareto.png)", ""]
         plot_pareto(rows, out / "pareto.png", f"accuracy vs latency: {result['profile']['device']}")

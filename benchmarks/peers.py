@@ -69,3 +69,13 @@ PEERS = {"fer": fer_peer}
 
 def create(spec: str) -> Peer:
     return PEERS[spec]() if spec in PEERS else file_peer(spec)
+
+
+def cost(spec: str) -> dict:
+    """A peer's params and MFLOPs counted from its graph (empty when it cannot be opened:
+    its row then reports why)."""
+    from .graph_cost import graph_cost
+    try:
+        return graph_cost(create(spec).path) or {}
+    except EdgeferError:
+        return {}

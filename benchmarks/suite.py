@@ -20,6 +20,7 @@ from tqdm import tqdm
 from edgefer.runtime.errors import EdgeferError
 
 from . import outputs
+from .peers import cost as peer_cost
 from .rows import FORMAT_OF, Subject, discover
 from .timing import QUICK, Settings, peak_rss_mb, rss_mb, single_stream, throughput
 
@@ -97,7 +98,7 @@ def bench(args: argparse.Namespace) -> int:
     if args.models or args.peers:
         subjects = [s for m in (args.models or "").split(",") if m for s in discover(m, formats)]
         subjects += [Subject(p if p != "fer" else "fer", p, "tflite" if p == "fer" else FORMAT_OF.get(Path(p).suffix, "?"),
-                             "peer", peer=True) for p in (args.peers or "").split(",") if p]
+                             "peer", peer=True, info=peer_cost(p)) for p in (args.peers or "").split(",") if p]
         if not subjects:
             raise EdgeferError(args.models, "no models to benchmark in those formats", "check --models and --formats")
         faces = y = labels = None

