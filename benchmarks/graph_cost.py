@@ -110,9 +110,13 @@ COST: dict[str, Callable[[Path], tuple[int, float]]] = {".tflite": tflite_cost, 
 
 
 def graph_cost(path: Path) -> dict[str, float | int] | None:
-    """{"params", "mflops"} of a .tflite / .onnx graph, or None for a format we cannot read this way."""
+    """{"params", "mflops"} of a .tflite / .onnx graph, or None for a format we cannot read this
+    way or whose reader is not installed (a device install has no `onnx`): the cells stay empty."""
     fn = COST.get(Path(path).suffix)
     if fn is None:
         return None
-    params, mflops = fn(Path(path))
+    try:
+        params, mflops = fn(Path(path))
+    except ImportError:
+        return None
     return {"params": int(params), "mflops": float(mflops)}
