@@ -90,7 +90,8 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     from matplotlib.ticker import FuncFormatter
     for axis in (ax.xaxis,):
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "235" else ""))
+        # label the 2, 3 and 5 of each decade (the leading digit, so 0.2 ms is labelled as well as 2 ms)
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else ""))
     ax.set_xlabel("latency p50, batch 1 (ms, log scale)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title, fontsize=9)
