@@ -88,7 +88,7 @@ def test_soft_targets_average_the_teachers_on_their_own_normalisation():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     x = torch.rand(2, 1, 4, 4)
     raw = x * 0.3 + 0.5                       # the batch as the student saw it: (raw - 0.5) / 0.3
-    t = resident._soft_targets([(net, 0.5, 0.3), (net, 0.0, 1.0)], x, 0.5, 0.3, 1.0)
+    t = resident._soft_targets([(net, 0.5, 0.3), (net, 0.0, 1.0)], raw, 1.0)
     want = (net(x[:, None]).softmax(1) + net(raw[:, None]).softmax(1)) / 2
     assert torch.allclose(t, want, atol=1e-6)
 

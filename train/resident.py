@@ -266,10 +266,9 @@ def _teachers(cfg: ResidentConfig, pack: Pack, dev: torch.device) -> list[tuple[
 
 
 @torch.no_grad()
-def _soft_targets(teachers: list[tuple[nn.Module, float, float]], x: torch.Tensor, mean: float, std: float,
-                  temperature: float) -> torch.Tensor:
-    """Mean tempered softmax of the teachers on the student's (normalised, augmented) batch."""
-    raw = x * std + mean
+def _soft_targets(teachers: list[tuple[nn.Module, float, float]], raw: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean tempered softmax of the teachers on the student's augmented batch (pixels in [0, 1]),
+    each teacher normalising it as it was trained."""
     probs = [(net(((raw - m) / s)[:, None]).float() / temperature).softmax(1) for net, m, s in teachers]
     return torch.stack(probs).mean(0)
 
@@ -351,8 +350,8 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
             for grp in opt.param_groups:
                 grp["lr"] = cfg.lr * lr_scale
             idx = order[step * bs:(step + 1) * bs]
-            x = augment(xtr[idx].float()[:, None] / 255, cfg.augment, g)
-            x = ((x - mean) / std)
+            raw = augment(xtr[idx].float()[:, None] / 255, cfg.augment, g)
+            x = (raw - mean) / std
             if dev.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             y = ytr[idx]
@@ -361,7 +360,7 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
                 loss = loss_fn(logits.float(), y)
                 if teachers:
                     loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * _distillation(
-                        logits.float(), _soft_targets(teachers, x, mean, std, cfg.kd_temperature), cfg.kd_temperature)
+                        logits.float(), _soft_targets(teachers, raw, cfg.kd_temperature), cfg.kd_temperature)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
