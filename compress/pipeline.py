@@ -21,6 +21,7 @@ from edgefer.runtime.metadata import file_sha256, write_sidecar
 from . import calibration as cal
 from .formats import FORMATS, Artifact, Job
 from .graphs import state_spec
+from .prune import PRUNE_METHODS, check_method
 from .report import Row, latency_p50, write_report
 
 DEFAULT_DATA = "fer2013:../shared/data/fer2013"
@@ -63,7 +64,7 @@ def fine_tune(args, source: Path, out: Path) -> Path:
     cfg = TrainConfig(model=payload["architecture"], data=args.data, out=out, model_kwargs=payload["kwargs"],
                       size=meta["input_size"], epochs=args.finetune_epochs, lr=args.finetune_lr, warmup=0.0,
                       label_smoothing=0.1, weight_decay=5e-5, patience=args.finetune_epochs, init=source,
-                      transform=lambda m: prune_encoder(m, args.prune, meta["input_size"]), threads=args.threads,
+                      transform=lambda m: prune_encoder(m, args.prune, meta["input_size"], method=args.prune_method), threads=args.threads,
                       progress=sys.stderr.isatty(), clip_length=meta["clip_length"])
     train(cfg)
     return out / "best.pt"
@@ -73,6 +74,7 @@ def compress(args: argparse.Namespace) -> int:
     from edgefer.train import checkpoint, default_model
     from edgefer.train.models.profile import mflops_per_frame, params
     formats = parse_list(args.formats, FORMATS, "format(s)")
+    check_method(args.prune_method)
     precisions = parse_list(args.precision, {"fp32", "fp16", "int8"}, "precision(s)")
     source = default_model.resolve(args.model)
     model, meta = checkpoint.load(source)           # one-line error for foreign or corrupt files
@@ -101,11 +103,11 @@ def compress(args: argparse.Namespace) -> int:
         model, meta = checkpoint.load(tuned)
         if not args.name:                  # an explicit --name is used as given
             stem = f"{stem}.pruned{int(round(args.prune * 100))}"
-        prov.update({"pruned_from": prov["source_checkpoint_sha256"], "prune_ratio": args.prune,
+        prov.update({"pruned_from": prov["source_checkpoint_sha256"], "prune_ratio": args.prune, "prune_method": args.prune_method,
                      "finetune_epochs": args.finetune_epochs, "source_checkpoint_sha256": file_sha256(tuned)})
         rows.append(Row("pytorch", "fp32", "window", tuned, tuned.stat().st_size, params(model),
-                        mflops_per_frame(model, meta.input_size), {"pruning": f"torch-pruning L2 magnitude, {args.prune:.0%} "
-                                                                   f"of channels per group, {args.finetune_epochs}-epoch fine-tune"}))
+                        mflops_per_frame(model, meta.input_size), {"pruning": PRUNE_METHODS[args.prune_method].format(args.prune)
+                                                                   + f", {args.finetune_epochs}-epoch fine-tune"}))
         ref = torch_logits(model) if evalset else None    # artifacts of a pruned model are checked against it
         describe_torch(rows[-1], model, ref, evalset, meta)
     model.eval()
@@ -113,6 +115,7 @@ def compress(args: argparse.Namespace) -> int:
         prov["pruned"] = True
         if meta.provenance.get("prune_ratio"):      # pruned elsewhere (e.g. resident --prune): keep the record
             prov.setdefault("prune_ratio", meta.provenance["prune_ratio"])
+            prov.setdefault("prune_method", meta.provenance.get("prune_method") or "uniform")
     prof = {"params": params(model), "mflops": mflops_per_frame(model, meta.input_size)}
 
     calib = None

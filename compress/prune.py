@@ -6,6 +6,14 @@ kernels save nothing in ONNX Runtime, XNNPACK or TensorRT here, so we do not off
 The encoder's output width is kept: it is the recurrent layer's input, and torch-pruning's
 dependency graph does not trace nn.GRU (its LSTM support does not cover GRU gates). So
 the channel group that ends the encoder is left whole and every other group is pruned.
+
+Two ways to spend the ratio (`PRUNE_METHODS`): "uniform" takes the same fraction from every
+group by L2 norm; "global" ranks channels of all groups together by LAMP score (Lee et al.,
+ICLR 2021: a weight's magnitude relative to the larger ones of its own layer, so the ranks
+are comparable across layers) and removes the lowest half of all channels, so cheap wide
+layers give up more than the high-resolution early ones. On the default's parent (A1) the
+global ranking at 0.5 keeps more accuracy before fine-tuning (52.6% vs 38.4% after
+re-estimating BatchNorm statistics) at 27.5 instead of 20.1 MFLOPs per frame.
 """
 from __future__ import annotations
 
@@ -22,7 +30,26 @@ def output_group(encoder: nn.Module, out_dim: int) -> list[nn.Module]:
             or (isinstance(m, nn.Linear) and m.out_features == out_dim)]
 
 
-def prune_encoder(model: nn.Module, ratio: float, size: int, round_to: int = 8) -> nn.Module:
+PRUNE_METHODS: dict[str, str] = {       # name -> how the report describes it ({} = the ratio)
+    "uniform": "torch-pruning L2 magnitude, {:.0%} of the channels of every group",
+    "global": "torch-pruning LAMP score, {:.0%} of all channels ranked across groups",
+}
+
+
+def check_method(method: str) -> str:
+    if method not in PRUNE_METHODS:
+        raise EdgeferError(None, f"unknown pruning method '{method}'", f"use one of: {', '.join(PRUNE_METHODS)}")
+    return method
+
+
+def _pruner_args(method: str) -> dict:
+    import torch_pruning as tp
+    if check_method(method) == "uniform":
+        return {"importance": tp.importance.MagnitudeImportance(p=2), "global_pruning": False}
+    return {"importance": tp.importance.LAMPImportance(p=2), "global_pruning": True, "max_pruning_ratio": 0.9}
+
+
+def prune_encoder(model: nn.Module, ratio: float, size: int, round_to: int = 8, method: str = "uniform") -> nn.Module:
     import torch_pruning as tp
     if not 0 < ratio < 1:
         raise EdgeferError(None, f"--prune {ratio} is not a fraction", "pass a ratio between 0 and 1, e.g. --prune 0.5")
@@ -33,9 +60,13 @@ def prune_encoder(model: nn.Module, ratio: float, size: int, round_to: int = 8) 
     example = torch.randn(1, 1, size, size)
     with torch.no_grad():
         out_dim = enc(example).shape[-1]
-    pruner = tp.pruner.MetaPruner(enc, example, importance=tp.importance.MagnitudeImportance(p=2),
-                                  pruning_ratio=ratio, ignored_layers=output_group(enc, out_dim), round_to=round_to)
+    pruner = tp.pruner.MetaPruner(enc, example, pruning_ratio=ratio, ignored_layers=output_group(enc, out_dim),
+                                  round_to=round_to, **_pruner_args(method))
+    before = sum(p.numel() for p in enc.parameters())
     pruner.step()
+    if sum(p.numel() for p in enc.parameters()) == before:
+        raise EdgeferError(None, f"{method} pruning at {ratio} removed no channels (they go in multiples of {round_to})",
+                           "raise --prune, or use --prune-method uniform")
     with torch.no_grad():
         if enc(example).shape[-1] != out_dim:
             raise EdgeferError(None, "pruning changed the encoder's output width", "prune with a smaller ratio")

@@ -220,17 +220,48 @@ def test_pruning_shrinks_the_encoder_and_round_trips(small_edge_checkpoint, tmp_
         prune_encoder(model, 1.5, 48)
 
 
+def test_global_pruning_ranks_channels_across_groups(small_edge_checkpoint, tmp_path):
+    """Uniform pruning halves every group alike; the global (LAMP) ranking takes different
+    fractions from different groups, keeps the encoder's output width, and round-trips."""
+    from edgefer.compress.prune import prune_encoder
+    from edgefer.train.models.profile import params
+
+    def widths(m):
+        return [c.out_channels for c in m.encoder.modules() if isinstance(c, torch.nn.Conv2d) and c.groups == 1]
+
+    original, meta = checkpoint.load(small_edge_checkpoint)
+    kept = []
+    for method in ("uniform", "global"):
+        model, _ = checkpoint.load(small_edge_checkpoint)
+        prune_encoder(model, 0.5, 48, round_to=1, method=method)
+        assert params(model) < params(original) and widths(model)[-1] == widths(original)[-1]
+        kept.append(sorted({round(a / b, 2) for a, b in zip(widths(model), widths(original)) if b != widths(original)[-1]}))
+    assert kept[0] == [0.5]                       # every group alike
+    assert len(kept[1]) > 1                       # groups pruned by different fractions
+    path = checkpoint.save(tmp_path / "global.pt", model, "edge", SMALL_EDGE, meta)
+    x = torch.randn(2, 3, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(checkpoint.load(path)[0](x), model(x))
+    with pytest.raises(EdgeferError, match="unknown pruning method 'random'.*uniform, global"):
+        prune_encoder(model, 0.5, 48, method="random")
+    # channels go in multiples of 8: in groups of 8-16 channels the global ranking finds none to take
+    with pytest.raises(EdgeferError, match="removed no channels"):
+        prune_encoder(checkpoint.load(small_edge_checkpoint)[0], 0.5, 48, method="global")
+
+
 def test_prune_then_fine_tune_then_export(small_edge_checkpoint, fixture_dir, tmp_path):
     data = fixture_dir("fer2013-folders", per_class=8)
-    res = run_cli("compress", small_edge_checkpoint, "--prune", "0.5", "--finetune-epochs", "1", "--precision", "fp32",
-                  "--formats", "onnx", "--data", f"fer2013:{data}", "--out", tmp_path / "o")
+    res = run_cli("compress", small_edge_checkpoint, "--prune", "0.5", "--finetune-epochs", "1",
+                  "--precision", "fp32", "--formats", "onnx", "--data", f"fer2013:{data}", "--out", tmp_path / "o")
     assert res.returncode == 0, res.stderr[-1500:]
     rows = json.loads((tmp_path / "o" / "report.json").read_text())["rows"]
     original, pruned = rows[0], rows[1]
     assert pruned["format"] == "pytorch" and pruned["params"] < original["params"] and pruned["mflops"] < original["mflops"]
     onnx_row = [r for r in rows if r["format"] == "onnx"][0]
     assert onnx_row["params"] == pruned["params"] and onnx_row["max_abs_diff"] < 1e-4
-    assert read_sidecar(tmp_path / "o" / "small.pruned50.fp32.onnx").provenance["prune_ratio"] == 0.5
+    prov = read_sidecar(tmp_path / "o" / "small.pruned50.fp32.onnx").provenance
+    assert prov["prune_ratio"] == 0.5 and prov["prune_method"] == "uniform"
+    assert "of every group" in pruned["method"]["pruning"]
 
 
 def test_a_checkpoint_pruned_elsewhere_exports_with_its_prune_record(small_edge_checkpoint, fixture_dir, tmp_path):

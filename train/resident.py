@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edgefer.compress.prune import PRUNE_METHODS
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata
 
@@ -155,6 +156,7 @@ class ResidentConfig:
     max_epochs: int | None = None   # optional cap (tests)
     init: Path | None = None        # continue from this checkpoint's weights (same architecture), fresh schedule
     prune: float | None = None      # structured channel pruning ratio applied to the init weights
+    prune_method: str = "uniform"   # compress/prune.py PRUNE_METHODS
     teachers: list[Path] = field(default_factory=list)   # distil from the mean of their tempered softmax
     kd_alpha: float = 0.7           # weight of the distillation term (the label term gets 1 - alpha)
     kd_temperature: float = 2.0
@@ -247,7 +249,7 @@ def _initial_model(cfg: ResidentConfig, pack: Pack, kwargs: dict[str, Any]) -> n
         raise EdgeferError(cfg.init, f"labels {meta.labels} differ from the pack's {pack.labels}", "use a checkpoint of this dataset")
     if cfg.prune:
         from edgefer.compress.prune import prune_encoder
-        model = prune_encoder(model, cfg.prune, int(pack.pixels.shape[-1]))
+        model = prune_encoder(model, cfg.prune, int(pack.pixels.shape[-1]), method=cfg.prune_method)
     return model.train()
 
 
@@ -325,6 +327,7 @@ def fit(cfg: ResidentConfig, log=print) -> dict:
                                      "train_split": pack.train_split, "seed": cfg.seed,
                                      "init": str(cfg.init) if cfg.init else None,
                                      "prune_ratio": cfg.prune,
+                                     "prune_method": cfg.prune_method if cfg.prune else None,
                                      "teachers": [str(t) for t in cfg.teachers] or None,
                                      "recipe": "resident"})
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -434,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     fp.add_argument("--optimizer", choices=("sgd", "adamw"))
     fp.add_argument("--init", type=Path, help="start from this checkpoint's weights (same architecture and kwargs)")
     fp.add_argument("--prune", type=float, help="remove this fraction of the --init encoder's channels, then train")
+    fp.add_argument("--prune-method", choices=list(PRUNE_METHODS),
+                    help="uniform: the same fraction of every channel group (L2); global: LAMP-ranked across groups")
     fp.add_argument("--teacher", dest="teachers", type=Path, action="append",
                     help="distil from this checkpoint (repeat for an ensemble)")
     fp.add_argument("--kd-alpha", type=float, help="weight of the distillation loss (default 0.7)")
