@@ -115,8 +115,8 @@ def _compress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="`default` (the shipped model) or a checkpoint (.pt) written by edgefer train")
     p.add_argument("--precision", default="int8", help="comma-separated: fp32, fp16, int8 (default: int8; fp32 is always made)")
     p.add_argument("--formats", default="onnx,tflite", help="comma-separated: onnx, tflite, tensorrt (default: onnx,tflite)")
-    p.add_argument("--prune", type=float, help="structured channel pruning ratio per layer group, e.g. 0.5, then a fine-tune")
-    p.add_argument("--prune-method", default="uniform",
+    p.add_argument("--prune", type=float, help="fraction of the encoder's channels to remove (structured), e.g. 0.5, then a fine-tune")
+    p.add_argument("--prune-method", default="uniform", metavar="{uniform,global}",
                    help="uniform: the same fraction of every channel group (L2 norm); global: channels of all groups "
                         "ranked together (LAMP score), so cheap wide layers give up more (default uniform)")
     p.add_argument("--finetune-epochs", type=int, default=6, help="fine-tune epochs after pruning (default 6)")
