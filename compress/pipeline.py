@@ -75,6 +75,8 @@ def compress(args: argparse.Namespace) -> int:
     from edgefer.train.models.profile import mflops_per_frame, params
     formats = parse_list(args.formats, FORMATS, "format(s)")
     check_method(args.prune_method)
+    if args.prune_method != "uniform" and not args.prune:
+        raise EdgeferError(None, f"--prune-method {args.prune_method} without --prune", "add the fraction to remove, e.g. --prune 0.5")
     precisions = parse_list(args.precision, {"fp32", "fp16", "int8"}, "precision(s)")
     source = default_model.resolve(args.model)
     model, meta = checkpoint.load(source)           # one-line error for foreign or corrupt files

@@ -127,6 +127,14 @@ def test_unknown_format_names_the_valid_ones(small_edge_checkpoint, tmp_path):
     assert res.returncode == 2 and "coreml" in res.stderr and "tflite" in res.stderr
 
 
+def test_pruning_method_errors_name_the_fix(small_edge_checkpoint, tmp_path):
+    res = run_cli("compress", small_edge_checkpoint, "--no-eval", "--prune", "0.5", "--prune-method", "random", "--out", tmp_path / "o")
+    assert res.returncode == 2 and "unknown pruning method 'random'" in res.stderr and "uniform, global" in res.stderr
+    res = run_cli("compress", small_edge_checkpoint, "--no-eval", "--prune-method", "global", "--out", tmp_path / "o")
+    assert res.returncode == 2 and "without --prune" in res.stderr and "--prune 0.5" in res.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
 # ---- TensorRT: static op check here, real engines where TensorRT imports
 
 def _graph(op: str, zero_point: int = 0, domain: str = ""):
