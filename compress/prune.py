@@ -15,7 +15,7 @@ layers give up more than the high-resolution early ones. Uniform is the default 
 measured better: on the default's parent (A1) at 0.5 the global ranking starts far ahead
 (52.6% vs 38.4% with BatchNorm statistics re-estimated, before any training) but ends behind
 after the distillation fine-tune (66.17% vs 66.29%) while costing 27.5 instead of 20.1
-MFLOPs per frame (README, Compression results).
+MFLOPs per frame (README, "Compression of `default`").
 """
 from __future__ import annotations
 
