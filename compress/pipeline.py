@@ -21,7 +21,7 @@ from edgefer.runtime.metadata import file_sha256, write_sidecar
 from . import calibration as cal
 from .formats import FORMATS, Artifact, Job
 from .graphs import state_spec
-from .prune import PRUNE_METHODS, check_method
+from .prune import check_method
 from .report import Row, latency_p50, write_report
 
 DEFAULT_DATA = "fer2013:../shared/data/fer2013"
@@ -108,7 +108,7 @@ def compress(args: argparse.Namespace) -> int:
         prov.update({"pruned_from": prov["source_checkpoint_sha256"], "prune_ratio": args.prune, "prune_method": args.prune_method,
                      "finetune_epochs": args.finetune_epochs, "source_checkpoint_sha256": file_sha256(tuned)})
         rows.append(Row("pytorch", "fp32", "window", tuned, tuned.stat().st_size, params(model),
-                        mflops_per_frame(model, meta.input_size), {"pruning": PRUNE_METHODS[args.prune_method].format(args.prune)
+                        mflops_per_frame(model, meta.input_size), {"pruning": check_method(args.prune_method).describe.format(args.prune)
                                                                    + f", {args.finetune_epochs}-epoch fine-tune"}))
         ref = torch_logits(model) if evalset else None    # artifacts of a pruned model are checked against it
         describe_torch(rows[-1], model, ref, evalset, meta)

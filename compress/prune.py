@@ -19,6 +19,8 @@ MFLOPs per frame (README, "Compression of `default`").
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -32,23 +34,24 @@ def output_group(encoder: nn.Module, out_dim: int) -> list[nn.Module]:
             or (isinstance(m, nn.Linear) and m.out_features == out_dim)]
 
 
-PRUNE_METHODS: dict[str, str] = {       # name -> how the report describes it ({} = the ratio)
-    "uniform": "torch-pruning L2 magnitude, {:.0%} of the channels of every group",
-    "global": "torch-pruning LAMP score, {:.0%} of all channels ranked across groups",
+@dataclass(frozen=True)
+class PruneMethod:
+    describe: str              # the report's words, {} = the ratio
+    importance: str            # a torch_pruning.importance class, scored with the L2 norm
+    global_pruning: bool       # rank channels of all groups together (else each group alone)
+    max_ratio: float = 1.0     # cap per group, so a global ranking cannot empty one
+
+
+PRUNE_METHODS: dict[str, PruneMethod] = {
+    "uniform": PruneMethod("torch-pruning L2 magnitude, {:.0%} of the channels of every group", "MagnitudeImportance", False),
+    "global": PruneMethod("torch-pruning LAMP score, {:.0%} of all channels ranked across groups", "LAMPImportance", True, 0.9),
 }
 
 
-def check_method(method: str) -> str:
+def check_method(method: str) -> PruneMethod:
     if method not in PRUNE_METHODS:
         raise EdgeferError(None, f"unknown pruning method '{method}'", f"use one of: {', '.join(PRUNE_METHODS)}")
-    return method
-
-
-def _pruner_args(method: str) -> dict:
-    import torch_pruning as tp
-    if check_method(method) == "uniform":
-        return {"importance": tp.importance.MagnitudeImportance(p=2), "global_pruning": False}
-    return {"importance": tp.importance.LAMPImportance(p=2), "global_pruning": True, "max_pruning_ratio": 0.9}
+    return PRUNE_METHODS[method]
 
 
 def prune_encoder(model: nn.Module, ratio: float, size: int, round_to: int = 8, method: str = "uniform") -> nn.Module:
@@ -62,8 +65,10 @@ def prune_encoder(model: nn.Module, ratio: float, size: int, round_to: int = 8, 
     example = torch.randn(1, 1, size, size)
     with torch.no_grad():
         out_dim = enc(example).shape[-1]
-    pruner = tp.pruner.MetaPruner(enc, example, pruning_ratio=ratio, ignored_layers=output_group(enc, out_dim),
-                                  round_to=round_to, **_pruner_args(method))
+    how = check_method(method)
+    pruner = tp.pruner.MetaPruner(enc, example, importance=getattr(tp.importance, how.importance)(p=2),
+                                  global_pruning=how.global_pruning, max_pruning_ratio=how.max_ratio, pruning_ratio=ratio,
+                                  ignored_layers=output_group(enc, out_dim), round_to=round_to)
     before = sum(p.numel() for p in enc.parameters())
     pruner.step()
     if sum(p.numel() for p in enc.parameters()) == before:
