@@ -9,7 +9,7 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 COLUMNS = ["device", "name", "format", "precision", "accuracy", "macro_f1", "p50_ms", "p90_ms", "p99_ms",
            "throughput_b8", "size_bytes", "params", "mflops", "peak_rss_mb", "path"]
@@ -44,12 +44,32 @@ def machine_profile(threads: int) -> dict[str, Any]:
             "python": platform.python_version(), "versions": versions, "git_commit": commit}
 
 
+def cross_keys(results: list[dict[str, Any]]) -> list[str]:
+    """The `--cross` datasets' column names (ckplus, ...), in order, over one or several runs."""
+    keys: list[str] = []
+    for result in results:
+        keys += [c["key"] for c in result.get("cross") or [] if c["key"] not in keys]
+    return keys
+
+
+def csv_columns(keys: list[str]) -> list[str]:
+    """COLUMNS with each cross dataset's accuracy beside the main accuracy, and the notes last."""
+    at = COLUMNS.index("macro_f1") + 1
+    return (COLUMNS[:at] + [f"{k}_accuracy" for k in keys] + COLUMNS[at:] + ["peer", "pruned", "note"]
+            + [f"{k}_note" for k in keys])
+
+
 def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for r in result["rows"]:
+        cross = {}
+        for k in cross_keys([result]):
+            c = (r.get("cross") or {}).get(k) or {}
+            cross[f"{k}_accuracy"], cross[f"{k}_note"] = c.get("accuracy"), c.get("note")
         rows.append({"device": result["profile"]["device"], **{k: r.get(k) for k in COLUMNS if k != "device"},
                      "params": (r.get("info") or {}).get("params"), "mflops": (r.get("info") or {}).get("mflops"),
-                     "peer": r.get("peer", False), "pruned": (r.get("info") or {}).get("pruned", False)})
+                     "peer": r.get("peer", False), "pruned": (r.get("info") or {}).get("pruned", False),
+                     "note": r.get("note"), **cross})
     return rows
 
 
@@ -106,34 +126,45 @@ def _f(v, spec, scale=1.0):
     return "" if v is None else format(v * scale, spec)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| device | model | format | precision | accuracy | macro-F1 | p50 ms | **p90 ms** | p99 ms | img/s (b8) | size | params | MFLOPs | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def table(rows: list[dict[str, Any]], keys: Sequence[str] = ()) -> str:
+    """The leaderboard; a `--cross` dataset's accuracy sits beside the main one, and a row that
+    could not score a dataset has an empty cell and a note under the table."""
+    cross_head = "".join(f" {k} acc |" for k in keys)
+    lines = [f"| device | model | format | precision | accuracy | macro-F1 |{cross_head} p50 ms | **p90 ms** | p99 ms | "
+             "img/s (b8) | size | params | MFLOPs | peak RSS MB |",
+             "|---|---|---|---|---|---|" + "---|" * len(keys) + "---|---|---|---|---|---|---|---|"]
+    notes = []
     for r in sorted(rows, key=lambda r: (r["device"], -(r.get("accuracy") or 0))):
-        lines.append(f"| {r['device']} | {r['name']}{' (peer)' if r['peer'] else ''} | {r['format']} | {r['precision']}"
-                     f"{' pruned' if r.get('pruned') else ''} | {_f(r.get('accuracy'), '.2f', 100)} | "
-                     f"{_f(r.get('macro_f1'), '.3f')} | {_f(r['p50_ms'], '.3f')} | **{_f(r['p90_ms'], '.3f')}** | "
+        what = f"{r['name']}{' (peer)' if r['peer'] else ''} | {r['format']} | {r['precision']}{' pruned' if r.get('pruned') else ''}"
+        cross = "".join(f" {_f(r.get(f'{k}_accuracy'), '.2f', 100)} |" for k in keys)
+        lines.append(f"| {r['device']} | {what} | {_f(r.get('accuracy'), '.2f', 100)} | "
+                     f"{_f(r.get('macro_f1'), '.3f')} |{cross} {_f(r['p50_ms'], '.3f')} | **{_f(r['p90_ms'], '.3f')}** | "
                      f"{_f(r['p99_ms'], '.3f')} | {_f(r['throughput_b8'], '.0f')} | {r['size_bytes'] / 1024:.0f} KiB | "
                      f"{'' if r.get('params') is None else format(r['params'], ',')} | {_f(r.get('mflops'), '.1f')} | "
                      f"{_f(r.get('peak_rss_mb'), '.0f')} |")
-    return "\n".join(lines)
+        for column, note in [("accuracy", r.get("note"))] + [(f"{k} acc", r.get(f"{k}_note")) for k in keys]:
+            if note:
+                notes.append(f"- {what.replace(' | ', ' ')}, {column} not scored: {note}")
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def write(out: Path, result: dict[str, Any]) -> None:
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    rows = flat_rows(result)
+    rows, keys = flat_rows(result), cross_keys([result])
     with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS + ["peer", "pruned"])
+        w = csv.DictWriter(fh, fieldnames=csv_columns(keys))
         w.writeheader()
         w.writerows(rows)
+    cross = "".join(f" Cross-dataset `{c['key']} acc`: `{c['data']}` split `{c['split']}` (n={c['n']})."
+                    for c in result.get("cross") or [])
     md = [f"# edgefer bench: {result['profile']['device']}", "",
-          f"Data `{result.get('data')}` split `{result.get('split')}`; {result['settings']['threads']} thread(s); "
+          f"Data `{result.get('data')}` split `{result.get('split')}`.{cross} {result['settings']['threads']} thread(s); "
           f"single-stream batch 1, {result['settings']['warmup']} warm-up + {result['settings']['runs']} timed runs "
           f"(p90 is the headline, as in MLPerf single-stream); commit {result['profile']['git_commit']}. "
           "Peers' params and MFLOPs are counted from their graphs (constant weights, BatchNorm folded; "
           "a multiply-add = 2 FLOPs, as for ours).", ""]
     if rows:
-        md += [table(rows), "", "![pareto](pareto.png)", ""]
+        md += [table(rows, keys), "", "![pareto](pareto.png)", ""]
         plot_pareto(rows, out / "pareto.png", f"accuracy vs latency: {result['profile']['device']}")
     if result.get("streaming"):
         md += ["## Streaming vs windowed, per new frame", "", "| T | windowed p50 ms | streaming p50 ms | streaming / single-frame call |",
@@ -159,15 +190,16 @@ def summary(result: dict[str, Any], out: Path) -> str:
 
 def merge(paths: list[Path], out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, results = [], []
     for p in paths:
-        result = json.loads((p / "results.json" if p.is_dir() else p).read_text())
-        rows += flat_rows(result)
+        results.append(json.loads((p / "results.json" if p.is_dir() else p).read_text()))
+        rows += flat_rows(results[-1])
+    keys = cross_keys(results)
     with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS + ["peer", "pruned"])
+        w = csv.DictWriter(fh, fieldnames=csv_columns(keys))
         w.writeheader()
         w.writerows(rows)
     plot_pareto(rows, out / "pareto.png", "accuracy vs latency, all devices")
-    (out / "table.md").write_text("# edgefer bench: merged\n\n" + table(rows) + "\n\n![pareto](pareto.png)\n")
+    (out / "table.md").write_text("# edgefer bench: merged\n\n" + table(rows, keys) + "\n\n![pareto](pareto.png)\n")
     print((out / "table.md").read_text())
     return 0

@@ -56,15 +56,15 @@ def writable(out: Path) -> None:
 def fine_tune(args, source: Path, out: Path) -> Path:
     """Prune the source's encoder, then train briefly on the training split (selection on val)."""
     from edgefer.train import checkpoint
-    from edgefer.train.trainer import TrainConfig, train
+    from edgefer.train.config import TrainConfig
+    from edgefer.train.trainer import train
 
-    from .prune import prune_encoder
     payload = checkpoint.load_payload(source)
     meta = payload["metadata"]
     cfg = TrainConfig(model=payload["architecture"], data=args.data, out=out, model_kwargs=payload["kwargs"],
                       size=meta["input_size"], epochs=args.finetune_epochs, lr=args.finetune_lr, warmup=0.0,
                       label_smoothing=0.1, weight_decay=5e-5, patience=args.finetune_epochs, init=source,
-                      transform=lambda m: prune_encoder(m, args.prune, meta["input_size"], method=args.prune_method), threads=args.threads,
+                      prune=args.prune, prune_method=args.prune_method, threads=args.threads,
                       progress=sys.stderr.isatty(), clip_length=meta["clip_length"])
     train(cfg)
     return out / "best.pt"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, fields
 from typing import Callable
 
 from .errors import EdgeferError
@@ -46,6 +47,26 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     fix.add_argument("out", help="folder to create")
     fix.add_argument("--per-class", type=int, default=12, help="images per class and split (default: %(default)s)")
     fix.add_argument("--seed", type=int, default=0)
+    pk = sub.add_parser("pack", help="decode + split a dataset into one compressed file, for `edgefer train --data X.pack`",
+                        description="Write a data pack: the decoded train/val split in one lzma file, with the same "
+                                    "pixels and split-manifest hash `edgefer train` would use, for a machine (a lent "
+                                    "GPU) with no copy of the image folders. FER2013 is ~55 MB.")
+    pk.add_argument("dataset", help=DATASET_HELP)
+    pk.add_argument("out", help="file to write, ending in .pack")
+    pk.add_argument("--size", type=int, default=48, help="face side in pixels (default: %(default)s)")
+    pk.add_argument("--seed", type=int, default=0, help="split seed where splits are not official (default: 0)")
+    unc = sub.add_parser("uncropped", help="paste a cropped dataset's faces into larger photos (for evaluate --detect)",
+                         description="Make uncropped check photos: each face of SPLIT pasted at a random size and "
+                                     "position into a frame with a varied background, written as OUT/test/<label>/*.png "
+                                     "with OUT/boxes.csv (where each face went). Score them with "
+                                     "`edgefer evaluate MODEL --detect --data folder:OUT --split test`.")
+    unc.add_argument("dataset", help=DATASET_HELP)
+    unc.add_argument("out", help="folder to create")
+    unc.add_argument("--split", default="PublicTest", help="split of the source (default: %(default)s; `all` for CK+)")
+    unc.add_argument("--limit", type=int, help="paste this many faces (class-stratified sample; default: all)")
+    unc.add_argument("--min-side", type=int, default=56, help="smallest pasted face side, pixels (default: %(default)s)")
+    unc.add_argument("--max-side", type=int, default=160, help="largest pasted face side, pixels (default: %(default)s)")
+    unc.add_argument("--seed", type=int, default=0)
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
@@ -62,6 +83,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     p.add_argument("--drop-leaked", action="store_true",
                    help="score only images with no exact or near copy in the training split (FER2013 has ~10%%)")
+    p.add_argument("--detect", action="store_true",
+                   help="the images are uncropped photos: find the face with the daemon's own detector and cut it "
+                        "with the model's framing, as `edgefer run` does; a photo without a face counts as an error")
+    p.add_argument("--detector", default="auto", help="with --detect: auto, blazeface or haar (default: %(default)s, as the daemon)")
+    p.add_argument("--detect-threshold", type=float, default=0.5, help="with --detect: detector score threshold (default: %(default)s)")
+    p.add_argument("--margin", type=float, help="with --detect: override the model's framing margin (fraction of the box per side)")
     p.add_argument("--out", help="folder for metrics.json, summary.md and plots (default: runs/eval/<model>-<data>-<split>)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
@@ -69,34 +96,90 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
+    # Defaults and allowed values are declared once, in edgefer.train.config (no torch there). Options a
+    # recipe sets default to None here, so _train_config can tell an explicit value from the recipe's.
+    from edgefer.train.config import CHOICES, RECIPES, TrainConfig
+
+    base = {f.name: f.default for f in fields(TrainConfig)}
+    wrap = lambda text: textwrap.fill(text, 78)  # noqa: E731  (group descriptions print raw)
+
+    show = lambda v: "none" if v is None else str(v)  # noqa: E731
+
+    def d(name: str) -> str:
+        return "; ".join([f"default {show(base[name])}"]
+                         + [f"{r} recipe: {show(row[name])}" for r, row in RECIPES.items() if name in row])
+
     p.add_argument("--list", action="store_true", help="list the model zoo (params, MFLOPs per frame, presets) and exit")
     p.add_argument("--promote", metavar="CHECKPOINT", help="ship CHECKPOINT as the embedded `default` model (<= 5 MB)")
-    p.add_argument("--model", help="registry name, e.g. edge, cnn1, cnnlstm2, resrnn-gru (see --list)")
-    p.add_argument("--data", help=DATASET_HELP)
-    p.add_argument("--preset", help="named hyper-parameters: paper (defaults), case-I, case-II for resrnn-*")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    g = p.add_argument_group("what to train, on what")
+    g.add_argument("--model", help="registry name, e.g. edge, cnn1, cnnlstm2, resrnn-gru (see --list)")
+    g.add_argument("--data", help=DATASET_HELP + "; or a data pack (a .pack file written by `edgefer data pack`)")
+    flags = lambda row: ", ".join(f"--{k.replace('_', '-')} {show(v)}" for k, v in row.items())  # noqa: E731
+    g.add_argument("--recipe", choices=sorted(RECIPES), default="clips",
+                   help="named defaults; options you give win. clips (the default): CPU clip batches, Adam, one-cycle "
+                        "over --epochs, early stopping. "
+                        + "; ".join(f"{r}: {flags(row)}" for r, row in RECIPES.items() if row)
+                        + " (the GPU recipe behind the shipped model; runs on CPU too)")
+    g.add_argument("--preset", help="named hyper-parameters: paper (defaults), case-I, case-II for resrnn-*")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a constructor argument, e.g. --set units=228 --set 'widths=[64,128,256,384]'")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam peak learning rate (one-cycle schedule)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--warmup", type=float, default=0.1, help="fraction of the one-cycle schedule spent warming up")
-    p.add_argument("--balance", choices=["none", "oversample", "downsample"], default="none",
-                   help="resample the training split (only) to equal class sizes")
-    p.add_argument("--no-augment", action="store_true", help="turn the papers' training augmentation off")
-    p.add_argument("--clip-length", type=int, default=1, help="frames per training clip (jittered views of a still image)")
-    p.add_argument("--size", type=int, help="input side in pixels (default: the model's paper size)")
-    p.add_argument("--patience", type=int, default=8, help="early stopping: epochs without better validation accuracy")
-    p.add_argument("--max-minutes", type=float, help="stop after the epoch that exceeds this wall-clock budget")
-    p.add_argument("--fold", type=int, help="k-fold datasets: train one fold (default: all folds = cross-validation)")
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (mixed precision on CUDA)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--resume", help="continue from a run's last.pt")
-    p.add_argument("--init", help="warm start from matching weights of a checkpoint or `default` (e.g. FER2013 -> CK+)")
-    p.add_argument("--out", help="run folder (default: runs/<model>-<dataset>[-<preset>])")
+    g.add_argument("--size", type=int, help="input side in pixels (default: the model's paper size; a pack: its own)")
+    g.add_argument("--fold", type=int, help="k-fold datasets: train one fold (default: all folds = cross-validation)")
+    g.add_argument("--folds", type=int, help=f"k of k-fold datasets ({d('folds')})")
+    g.add_argument("--seed", type=int, help=f"model init, batch order, augmentation ({d('seed')})")
+    g.add_argument("--out", help="run folder (default: runs/<model>-<dataset>[-<preset>])")
+    g = p.add_argument_group(
+        "batches", wrap("clips: on the CPU, each image augmented on its own (the papers' augmentation), still images as T "
+                   "jittered views or CK+'s real T frames, optional class balancing. device: the decoded split lives "
+                   "on the accelerator and each batch is augmented there in one warp (rotation, scale, shift, flip, "
+                   "contrast/brightness, random erasing); single frames; the fast path on a GPU"))
+    g.add_argument("--batches", choices=CHOICES["batches"], help=f"batch source ({d('batches')})")
+    g.add_argument("--batch-size", type=int, help=d("batch_size"))
+    g.add_argument("--no-augment", action="store_true", help="turn training augmentation off")
+    g.add_argument("--clip-length", type=int, help=f"frames per training clip, clips batches only ({d('clip_length')})")
+    g.add_argument("--balance", choices=CHOICES["balance"],
+                   help=f"resample the training split (only) to equal class sizes ({d('balance')})")
+    g = p.add_argument_group(
+        "optimisation and schedule", wrap("one-cycle: torch's one-cycle over --epochs (--minutes, if given, stops after "
+                                     "the epoch that exceeds it). cosine-budget: linear warm-up, then a cosine decay "
+                                     "over --minutes of wall-clock time, so a run on a lent GPU ends inside its lease "
+                                     "with a complete decay (--epochs, if given, caps it). Each epoch the raw and, "
+                                     "with --ema, the averaged weights are scored on the validation split; the best "
+                                     "is saved as best.pt at once, and last.pt holds what --resume needs"))
+    g.add_argument("--optimizer", choices=CHOICES["optimizer"],
+                   help=f"adam: L2 on every parameter (the papers); adamw, sgd (Nesterov, momentum 0.9): weight decay "
+                        f"on conv/linear weights only ({d('optimizer')})")
+    g.add_argument("--lr", type=float, help=f"peak learning rate ({d('lr')})")
+    g.add_argument("--weight-decay", type=float, help=d("weight_decay"))
+    g.add_argument("--label-smoothing", type=float, help=d("label_smoothing"))
+    g.add_argument("--schedule", choices=CHOICES["schedule"], help=d("schedule"))
+    g.add_argument("--epochs", type=int, help=f"one-cycle: its length; cosine-budget: a cap, 0 = none ({d('epochs')})")
+    g.add_argument("--minutes", "--max-minutes", type=float, dest="minutes",
+                   help=f"wall-clock budget of the run; a --resume continues its clock ({d('minutes')})")
+    g.add_argument("--warmup", type=float, help=f"fraction of the schedule spent warming up ({d('warmup')})")
+    g.add_argument("--ema", type=float, help=f"per-step decay of averaged weights, 0 = off ({d('ema')})")
+    g.add_argument("--patience", type=int,
+                   help=f"early stopping: epochs without better validation accuracy, 0 = never ({d('patience')})")
+    g = p.add_argument_group("where training starts, and what it is fitted for")
+    g.add_argument("--init", help="warm start from the matching weights of a checkpoint or `default` (another label "
+                                  "set keeps a fresh head, e.g. FER2013 -> CK+); a pruned checkpoint keeps its shapes")
+    g.add_argument("--resume", help="continue from a run's last.pt (same schedule: --epochs / --minutes as before)")
+    g.add_argument("--prune", type=float, help="remove this fraction of the --init encoder's channels, then train")
+    g.add_argument("--prune-method", choices=CHOICES["prune_method"],
+                   help="uniform: the same fraction of every channel group (L2); global: LAMP-ranked across groups "
+                        f"({d('prune_method')})")
+    g.add_argument("--teacher", dest="teachers", action="append", default=[], metavar="CHECKPOINT",
+                   help="distil from this checkpoint's (or `default`'s) softened outputs on the same augmented batch (repeat for an "
+                        "ensemble: the mean of their tempered softmax)")
+    g.add_argument("--kd-alpha", type=float, help=f"weight of the distillation loss ({d('kd_alpha')})")
+    g.add_argument("--kd-temperature", type=float, help=f"softmax temperature of distillation ({d('kd_temperature')})")
+    g.add_argument("--weight-fake-quant", choices=CHOICES["weight_fake_quant"],
+                   help="int8-aware fine-tune: train through int8 weight rounding, per-channel (ONNX Runtime) or mixed "
+                        "(the TFLite recipe: per-tensor pointwise convs); the rounding is baked into best.pt")
+    g = p.add_argument_group("machine and output")
+    g.add_argument("--device", help=f"auto, cpu or cuda; fp16 autocast on CUDA ({d('device')})")
+    g.add_argument("--threads", type=int, help="CPU threads for torch")
+    g.add_argument("--log-every", type=int, help=f"epochs between summary lines, 0 = none ({d('log_every')})")
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
@@ -161,6 +244,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peers", help="comma-separated peers: fer, or PATH (with PATH.peer.json)")
     p.add_argument("--data", help="dataset for accuracy, e.g. fer2013:../shared/data/fer2013 (" + DATASET_HELP + ")")
     p.add_argument("--split", default="PublicTest", help="split for accuracy (default PublicTest)")
+    p.add_argument("--cross", action="append", metavar="SPEC", help="also score every row on split `all` of this dataset "
+                                                                     "(repeatable; a `NAME acc` column), e.g. "
+                                                                     "'ckplus:../shared/data/ckplus48?exclude=contempt'")
     p.add_argument("--threads", type=int, default=1, help="threads for every backend (default 1)")
     p.add_argument("--streaming", metavar="MODEL", help="per-frame cost vs window length T=1..32 (default: an .onnx, or default)")
     p.add_argument("--e2e", metavar="VIDEO", help="run the daemon's pipeline on this video, looped")
@@ -179,7 +265,10 @@ COMMANDS = [
                    "  edgefer data fixture fer2013-folders /tmp/fer-demo"),
     Command("evaluate", "accuracy, macro/per-class P/R/F1, confusion matrix, ROC AUC of a model on a split",
             "edgefer.train.commands:evaluate", _evaluate_args,
-            epilog="example:\n  edgefer evaluate runs/edge/best.pt --data fer2013:../shared/data/fer2013 --split PublicTest --json"),
+            epilog="examples:\n  edgefer evaluate runs/edge/best.pt --data fer2013:../shared/data/fer2013 --split PublicTest --json\n"
+                   "  edgefer evaluate default --data 'ckplus:../shared/data/ckplus48?exclude=contempt' --split all   # zero-shot\n"
+                   "  edgefer evaluate default --detect --data folder:PHOTOS --split test   # uncropped photos, the daemon's crop\n"
+                   "  edgefer data uncropped fer2013:../shared/data/fer2013 runs/uncropped --limit 600   # make such photos"),
     Command("train", "train a zoo model: checkpoints, curves, metrics; k-fold CV on CK+",
             "edgefer.train.commands:train_cmd", _train_args,
             epilog="examples:\n  edgefer train --list\n"
@@ -220,6 +309,8 @@ COMMANDS = [
             epilog="examples:\n"
                    "  edgefer bench --models default --formats onnx,tflite --data fer2013:../shared/data/fer2013 "
                    "--split PublicTest --peers fer\n"
+                   "  edgefer bench --models default --data fer2013:../shared/data/fer2013 "
+                   "--cross 'ckplus:../shared/data/ckplus48?exclude=contempt'   # + zero-shot CK+ column\n"
                    "  edgefer bench --e2e ../shared/data/video/head-pose-face-detection-female-and-male.gif\n"
                    "  edgefer bench --streaming default\n"
                    "  edgefer bench --merge runs/bench/x86 runs/bench/pi5 --out runs/bench/all   # several devices\n"

@@ -1,39 +1,39 @@
-"""Face box -> model input: square crop with margin, optional eye alignment, then exactly the
-preprocessing the model's metadata prescribes (shared with training via preprocess.py).
+"""Detected face -> model input, through the pixel contract (preprocess.py) the model was trained with.
 
-One affine warp does crop, rotation and resize at once, straight to the model's input
-size, so a 1080p frame costs the same as a 270p one here.
+The daemon (`edgefer run`) and `edgefer evaluate --detect` both call `crop_face`, and choose
+the face of a still photo with `main_face`, so an evaluation through the detector measures
+exactly what the device would report.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 
-import cv2
 import numpy as np
 
-from .metadata import ModelMetadata
-from .preprocess import normalize, to_gray
+from .detect import Detection
+from .metadata import ModelMetadata, Preprocessing
+from .preprocess import face_pixels, normalize
 
 
-def square_box(box: np.ndarray, margin: float) -> tuple[float, float, float]:
-    """-> centre x, centre y, side of the square around the box, grown by `margin` per side."""
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
-    return (x0 + x1) / 2, (y0 + y1) / 2, side
+def framing(meta: ModelMetadata, margin: float | None = None, align: bool | None = None) -> Preprocessing:
+    """The model's contract, with an operator's explicit overrides (None keeps the model's value)."""
+    pre = meta.preprocessing
+    if margin is not None and margin != pre.margin:
+        pre = dataclasses.replace(pre, margin=float(margin))
+    if align is not None and align != pre.align:
+        pre = dataclasses.replace(pre, align=bool(align))
+    return pre
 
 
-def crop_face(frame: np.ndarray, box: np.ndarray, meta: ModelMetadata, margin: float = 0.15,
-              keypoints: np.ndarray | None = None, align: bool = True) -> np.ndarray:
-    """-> float32 (1, S, S), normalised. With eye keypoints (BlazeFace), the face is rotated upright."""
-    cx, cy, side = square_box(box, margin)
-    angle = 0.0
-    if align and keypoints is not None:
-        (rx, ry), (lx, ly) = keypoints[0], keypoints[1]      # right eye, left eye (image left to right: right first)
-        angle = math.degrees(math.atan2(ly - ry, lx - rx))
-    s = meta.input_size
-    m = cv2.getRotationMatrix2D((cx, cy), angle, s / max(side, 1.0))
-    m[:, 2] += (s / 2 - cx, s / 2 - cy)
-    gray = to_gray(frame)
-    patch = cv2.warpAffine(gray, m, (s, s), flags=cv2.INTER_AREA if side > s else cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return normalize(patch, meta.mean, meta.std)[None]
+def crop_face(frame: np.ndarray, box: np.ndarray, meta: ModelMetadata, keypoints: np.ndarray | None = None,
+              pre: Preprocessing | None = None) -> np.ndarray:
+    """-> float32 (1, S, S), framed and normalised as the model's metadata (or `pre`) says."""
+    pixels = face_pixels(frame, box, meta.input_size, pre or meta.preprocessing, keypoints)
+    return normalize(pixels, meta.mean, meta.std)[None]
+
+
+def main_face(detections: list[Detection]) -> Detection | None:
+    """The subject of a still photo: the largest detected face (ties: the more confident)."""
+    if not detections:
+        return None
+    return max(detections, key=lambda d: (float((d.box[2] - d.box[0]) * (d.box[3] - d.box[1])), d.score))

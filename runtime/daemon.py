@@ -26,7 +26,7 @@ except ModuleNotFoundError:            # JetPack 6 ships Python 3.10
 
 from . import detect, sinks, sources
 from .capture import Capture
-from .crop import crop_face
+from .crop import crop_face, framing
 from .errors import EdgeferError
 from .metrics import Stats
 from .model import DeployedModel, load
@@ -38,7 +38,7 @@ log = logging.getLogger("edgefer")
 DEFAULTS: dict[str, Any] = {
     "source": "demo", "model": "default", "detector": "auto", "sink": ["jsonl"], "http": False,
     "http_host": "127.0.0.1", "http_port": 8080, "http_token": None, "max_faces": 4, "fps": None,
-    "loop": False, "threads": 2, "max_frames": None, "margin": 0.15, "align": True,
+    "loop": False, "threads": 2, "max_frames": None, "margin": None, "align": None,
     "smoothing_alpha": 0.4, "smoothing_hold": 3, "horizon": None, "detect_threshold": 0.5,
 }
 
@@ -108,6 +108,11 @@ class Daemon:
     stopping: threading.Event = field(default_factory=threading.Event)
     _annotated: tuple | None = None
 
+    @property
+    def framing(self):
+        """The model's pixel contract; `margin` / `align` settings override it only when given."""
+        return framing(self.model.meta, self.cfg["margin"], self.cfg["align"])
+
     def health(self) -> dict[str, Any]:
         c = self.capture
         return {"status": "ok" if c.state == "running" else "degraded", "source": c.state, "error": c.error,
@@ -133,8 +138,7 @@ class Daemon:
         t1 = time.perf_counter()
         tracks, expired = self.tracker.update(dets)
         self.sequence.forget(expired)
-        crops = {t.id: crop_face(pkt.image, t.box, self.model.meta, self.cfg["margin"], t.keypoints, self.cfg["align"])
-                 for t in tracks}
+        crops = {t.id: crop_face(pkt.image, t.box, self.model.meta, t.keypoints, self.framing) for t in tracks}
         t2 = time.perf_counter()
         results = self.sequence.step(crops)
         t3 = time.perf_counter()

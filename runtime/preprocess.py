@@ -1,18 +1,28 @@
-"""Face crop -> model input, defined once for training, export checks and the device.
+"""Frame + face box -> model input: the pixel contract, defined once for training and the device.
 
-Training calls the same function the daemon calls, so a model never sees pixels prepared
-differently from how it was trained.
+Training on pre-cropped faces calls `image_pixels` (the whole image is the face box); the
+daemon and `edgefer evaluate --detect` call `face_pixels` with the detector's box. Both go
+through the same steps, in this order, as the model's metadata (`Preprocessing`) says:
+gray (cv2 BT.601 weights) -> square framing around the box (margin, vertical offset, eye
+alignment) cut at the frame's own resolution -> resize with true area averaging when
+shrinking -> optional histogram step -> normalise. A test pushes one face through both
+paths and requires equal arrays, so a model never sees pixels prepared differently from
+how it was trained.
 """
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
 
-from .metadata import ModelMetadata
+from .metadata import ModelMetadata, Preprocessing
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """uint8 grayscale from gray, BGR or BGRA input."""
+    """uint8 grayscale from gray, BGR or BGRA input (8-bit; 16-bit images are scaled down)."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
     if image.ndim == 2:
         return image
     if image.ndim == 3 and image.shape[2] == 1:
@@ -22,11 +32,73 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 def resize_square(gray: np.ndarray, size: int) -> np.ndarray:
-    """Resize to size x size; INTER_AREA when shrinking avoids aliasing, LINEAR when growing."""
+    """Resize to size x size; INTER_AREA (true area averaging) when shrinking, LINEAR when growing."""
     if gray.shape[0] == size and gray.shape[1] == size:
         return gray
     interp = cv2.INTER_AREA if gray.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(gray, (size, size), interpolation=interp)
+
+
+def square_box(box: np.ndarray, margin: float, offset_y: float = 0.0) -> tuple[float, float, float]:
+    """-> centre x, centre y, side of the square around the box, grown by `margin` per side and
+    moved down by `offset_y` box sides."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    base = max(x1 - x0, y1 - y0)
+    return (x0 + x1) / 2, (y0 + y1) / 2 + offset_y * base, base * (1 + 2 * margin)
+
+
+def eye_angle(keypoints: np.ndarray | None) -> float:
+    """Degrees to rotate so the eyes are level (BlazeFace keypoints: right eye, left eye first)."""
+    if keypoints is None:
+        return 0.0
+    (rx, ry), (lx, ly) = keypoints[0], keypoints[1]
+    return math.degrees(math.atan2(ly - ry, lx - rx))
+
+
+def histogram(gray: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "equalize":
+        return cv2.equalizeHist(gray)
+    if kind == "clahe":
+        return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(gray)
+    return gray
+
+
+def face_pixels(frame: np.ndarray, box: np.ndarray, size: int, pre: Preprocessing,
+                keypoints: np.ndarray | None = None) -> np.ndarray:
+    """A face in a frame -> uint8 (size, size) as the model was trained on.
+
+    The square is cut at the frame's resolution first (a warp whose only scaling is the
+    rounding of the side to whole pixels; without rotation its offset is rounded too, so the
+    cut is an exact pixel copy), then shrunk with area averaging. Warping straight to 48 px
+    would sample bilinearly and alias a 200-px face."""
+    gray = to_gray(frame)
+    cx, cy, side = square_box(box, pre.margin, pre.offset_y)
+    angle = eye_angle(keypoints) if pre.align else 0.0
+    n = max(1, int(round(side)))
+    h, w = gray.shape
+    if angle == 0.0:
+        x0, y0 = int(round(cx - n / 2)), int(round(cy - n / 2))
+        if x0 == 0 and y0 == 0 and n == w == h:
+            patch = gray                                   # the whole (square) image is the face
+        else:
+            m = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]])
+            patch = cv2.warpAffine(gray, m, (n, n), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    else:
+        m = cv2.getRotationMatrix2D((cx, cy), angle, n / side)
+        m[:, 2] += (n / 2 - cx, n / 2 - cy)
+        patch = cv2.warpAffine(gray, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return histogram(resize_square(patch, size), pre.histogram)
+
+
+def image_pixels(image: np.ndarray, size: int, pre: Preprocessing) -> np.ndarray:
+    """A pre-cropped face image (the whole image is the face box, as in FER2013 / CK+48) -> uint8
+    (size, size). Non-square images are centred in a square (edges replicated), never stretched."""
+    h, w = image.shape[:2]
+    whole = Preprocessing(margin=0.0, offset_y=0.0, align=False, gray=pre.gray, resize=pre.resize,
+                          histogram=pre.histogram)
+    side = max(h, w)
+    box = np.array([(w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2], np.float32)
+    return face_pixels(image, box, size, whole)
 
 
 def normalize(gray_u8: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -35,6 +107,5 @@ def normalize(gray_u8: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 
 def prepare(image: np.ndarray, meta: ModelMetadata) -> np.ndarray:
-    """One face image -> float32 (1, S, S) as the model's metadata prescribes."""
-    gray = resize_square(to_gray(image), meta.input_size)
-    return normalize(gray, meta.mean, meta.std)[None]
+    """One pre-cropped face image -> float32 (1, S, S) as the model's metadata prescribes."""
+    return normalize(image_pixels(image, meta.input_size, meta.preprocessing), meta.mean, meta.std)[None]

@@ -95,3 +95,35 @@ def test_merge_combines_devices(quick_run, tmp_path):
     table = (tmp_path / "m" / "table.md").read_text()
     assert "Raspberry Pi 5" in table and result["profile"]["device"] in table
     assert (tmp_path / "m" / "pareto.png").stat().st_size > 0
+
+
+def test_cross_dataset_accuracy_beside_the_main_split(small_artifacts, small_edge_checkpoint, fixture_dir, tmp_path, capsys):
+    """`--cross SPEC`: split `all` of another dataset, scored by the same per-row code for every
+    row (ours in each format, and the peer); a row that cannot name its labels gets an empty cell
+    and a note. Run in-process: the option's declaration lives in runtime/cli.py's bench arguments."""
+    from edgefer.benchmarks import suite
+    from edgefer.runtime.cli import build_parser
+    from edgefer.train import datasets
+
+    folder, _, data = small_artifacts
+    ck = fixture_dir("ckplus48")
+    peers = ["--peers", "fer"] if importlib.util.find_spec("fer") else []
+    args = build_parser().parse_args(
+        ["bench", "--models", f"{folder / 'small.int8.onnx'},{small_edge_checkpoint}", "--formats", "onnx",
+         "--data", f"fer2013:{data}", "--split", "PublicTest", "--quick", "--out", str(tmp_path / "o"), *peers])
+    args.cross = [f"ckplus:{ck}?exclude=contempt", f"ckplus:{ck}"]      # 6 FER labels; then with contempt
+    assert suite.bench(args) == 0
+    err = capsys.readouterr().err
+    assert "excluded by ?exclude=" in err and "not scored on" in err
+    result = json.loads((tmp_path / "o" / "results.json").read_text())
+    n = len(datasets.load(f"ckplus:{ck}").items)
+    n_contempt = sum(it.label == "contempt" for it in datasets.load(f"ckplus:{ck}").items)
+    assert [(c["key"], c["split"], c["n"]) for c in result["cross"]] == [("ckplus", "all", n - n_contempt), ("ckplus-2", "all", n)]
+    assert len(result["rows"]) == 2 + len(peers) // 2
+    for r in result["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["cross"]["ckplus"]["accuracy"] <= 1
+        assert r["cross"]["ckplus-2"]["accuracy"] is None and "contempt" in r["cross"]["ckplus-2"]["note"]
+    rows = list(csv.DictReader(open(tmp_path / "o" / "results.csv")))
+    assert all(r["ckplus_accuracy"] and not r["ckplus-2_accuracy"] and "contempt" in r["ckplus-2_note"] for r in rows)
+    table = (tmp_path / "o" / "table.md").read_text()
+    assert "| ckplus acc | ckplus-2 acc |" in table and "ckplus-2 acc not scored" in table

@@ -188,3 +188,30 @@ def test_subset_keeps_split_and_class_shares_and_whole_sequences(fixture_dir):
     assert set(per_seq.values()) == {3}
     with pytest.raises(EdgeferError, match="positive count"):
         datasets.load(f"fer2013:{fixture_dir('fer2013-folders')}?subset=lots")
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_exclude_drops_a_label_of_every_dataset_and_reports_it(fmt, fixture_dir):
+    root = fixture_dir(fmt)
+    suffix = EXPECT[fmt][0]
+    spec = f"{FORMATS[fmt]}:{root.parent if suffix.startswith('/') else root}{suffix}"
+    full = datasets.load(spec)
+    gone = full.labels[-1]
+    n_gone = sum(it.label == gone for it in full.items)
+    ds = datasets.load(f"{spec}{'&' if '?' in spec else '?'}exclude={gone}")
+    assert gone not in ds.labels and len(ds.items) == len(full.items) - n_gone
+    reason = f"label '{gone}' excluded by ?exclude="
+    assert sum(s.reason == reason for s in ds.skipped) == n_gone      # counted, never silent
+
+
+def test_exclude_contempt_leaves_ckplus_seven_fer_labels(fixture_dir):
+    ds = datasets.load(f"ckplus:{fixture_dir('ckplus48')}?exclude=contempt")
+    assert ds.labels == LABELS[:6] and all(it.subject for it in ds.items)
+    two = datasets.load(f"ckplus:{fixture_dir('ckplus48')}?exclude=contempt,sadness")   # the folder's spelling works too
+    assert "sad" not in two.labels and {s.reason for s in two.skipped} >= {"label 'sad' excluded by ?exclude="}
+
+
+@pytest.mark.parametrize("bad", ["contemt", "neutral"])
+def test_exclude_of_an_unknown_or_absent_label_is_one_error(bad, fixture_dir):
+    msg = _error(f"ckplus:{fixture_dir('ckplus48')}?exclude={bad}")
+    assert "exclude=" in msg and "\n" not in msg and "contempt" in msg     # names what the dataset has

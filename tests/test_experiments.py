@@ -67,7 +67,7 @@ def test_frame_mean_arm_warm_starts_from_a_gru_checkpoint(small_edge_checkpoint)
     import torch
     from conftest import SMALL_EDGE
     from edgefer.train import checkpoint, models
-    from edgefer.train.trainer import warm_start
+    from edgefer.train.start import warm_start
     mean_model = models.create("edge", 7, **SMALL_EDGE, temporal="mean")
     src = checkpoint.load_payload(small_edge_checkpoint)["state_dict"]
     n = warm_start(mean_model, small_edge_checkpoint)
@@ -77,3 +77,18 @@ def test_frame_mean_arm_warm_starts_from_a_gru_checkpoint(small_edge_checkpoint)
     mean_model.eval()
     per_frame = torch.stack([mean_model(clip[:, t:t + 1]) for t in range(4)], 1).mean(1)
     assert torch.allclose(mean_model(clip), per_frame, atol=1e-5)   # = per-frame logits averaged
+
+
+def test_a_single_split_scored_on_publictest_is_labelled_validation(fixture_dir, tmp_path):
+    """FER2013 as shipped in ../shared/data has no PrivateTest: the scored split (PublicTest) also
+    selected the epoch, so the figure is a validation figure and its keys say so."""
+    import shutil
+    from edgefer.train.config import TrainConfig
+    from edgefer.train.experiments import _single_split
+    root = shutil.copytree(fixture_dir("fer2013-folders"), tmp_path / "fer")
+    for f in root.glob("*/*/PrivateTest_*"):
+        f.unlink()
+    r = _single_split(TrainConfig(model="tiny", data=f"fer2013:{root}", out=tmp_path / "run",
+                                  epochs=1, threads=1, progress=False, log_every=0))
+    assert r["scored"] == "val" and r["val_split"] == "PublicTest" and 0 <= r["val_accuracy"] <= 1
+    assert not any(k.startswith("test") for k in r)

@@ -1,4 +1,9 @@
-"""The real data in ../shared/data: official counts, duplicates, CK+ subjects (skipped when absent)."""
+"""The real data in ../shared/data: official counts, duplicates, CK+ subjects (skipped when absent).
+
+FER2013 here is the raw pixels (the earlier copy was histogram-equalised) without the 173 rows
+FERPlus marked as not a face and 4 ambiguous Training names; PrivateTest is held back.
+Counts audited 2026-11-30 and cross-checked with `find DIR/<class> -name '*.png' | wc -l`.
+"""
 from __future__ import annotations
 
 import json
@@ -9,22 +14,24 @@ from conftest import run_cli, shared
 
 pytestmark = pytest.mark.shared_data
 
-FER_TRAIN = {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171, "neutral": 4965}
-FER_PUBLIC = {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653, "surprise": 415, "neutral": 607}
+FER_TRAIN = {"angry": 3969, "disgust": 435, "fear": 4079, "happy": 7186, "sad": 4795, "surprise": 3161, "neutral": 4932}
+FER_PUBLIC = {"angry": 466, "disgust": 56, "fear": 496, "happy": 891, "sad": 652, "surprise": 414, "neutral": 604}
+CK_CLASSES = {"angry": 135, "disgust": 177, "fear": 75, "happy": 207, "sad": 84, "surprise": 249, "contempt": 54}
 
 
-def test_fer2013_audit_matches_the_official_counts():
+def test_fer2013_audit_matches_the_shipped_counts():
     root = shared("fer2013")
     res = run_cli("data", "audit", f"fer2013:{root}", "--json")
     assert res.returncode == 0, res.stderr
     r = json.loads(res.stdout)
-    assert r["splits"]["Training"]["total"] == 28709 and r["splits"]["Training"]["classes"] == FER_TRAIN
-    assert r["splits"]["PublicTest"]["total"] == 3589 and r["splits"]["PublicTest"]["classes"] == FER_PUBLIC
+    assert r["splits"]["Training"]["total"] == 28557 and r["splits"]["Training"]["classes"] == FER_TRAIN
+    assert r["splits"]["PublicTest"]["total"] == 3579 and r["splits"]["PublicTest"]["classes"] == FER_PUBLIC
     assert "PrivateTest" not in r["splits"]     # held back for independent evaluation
     exact = r["cross_split_duplicates"]["exact"]
-    # FER2013 is known to repeat faces across its splits; the audit must see them
-    assert exact["pairs"] > 0 and set(exact["by_split_pair"]) == {"Training|PublicTest"}
+    # FER2013 repeats faces across its splits; the audit must see them (the data README's 360 pairs)
+    assert exact["pairs"] == 360 and set(exact["by_split_pair"]) == {"Training|PublicTest"}
     assert r["cross_split_duplicates"]["near"]["pairs"] > 0
+    assert r["constant_images"] == 0           # the blank faces were among the rows FERPlus dropped
     assert r["skipped"]["count"] == 0
 
 
@@ -36,3 +43,11 @@ def test_ckplus_audit_subjects_sequences_and_no_fold_overlap():
     assert r["total"] == 981 and r["subjects"] == 118 and r["sequences"] == 327
     assert r["fold_subject_overlap"] == 0 and r["folds"] == 10
     assert sum(s["total"] for s in r["splits"].values()) == 981
+    assert {lab: sum(s["classes"][lab] for s in r["splits"].values()) for lab in CK_CLASSES} == CK_CLASSES
+
+
+def test_ckplus_without_contempt_is_927_faces_with_54_reported():
+    from edgefer.train import datasets
+    ds = datasets.load(f"ckplus:{shared('ckplus48')}?exclude=contempt")
+    assert len(ds.items) == 981 - CK_CLASSES["contempt"] == 927
+    assert [s.reason for s in ds.skipped] == ["label 'contempt' excluded by ?exclude="] * 54

@@ -77,3 +77,15 @@ def test_manifest_lists_every_image_with_its_hash(fixture_dir, tmp_path):
     entries = [e for split in m["splits"].values() for e in split]
     assert len(entries) == len(ds.items) and all(len(e["sha256"]) == 64 for e in entries)
     assert np.unique([e["key"] for e in entries]).size == len(entries)
+
+
+def test_split_all_is_every_item_once(fixture_dir):
+    for spec in (f"ckplus:{fixture_dir('ckplus48', per_class=12)}?exclude=contempt",
+                 f"fer2013:{fixture_dir('fer2013-folders')}", f"folder:{fixture_dir('folder', per_class=20)}?map=Ahegao:happy"):
+        ds, _, plan = _plan(spec)
+        assert plan.indices("all") == list(range(len(ds.items)))
+        assert plan.indices("all", fold=3) == list(range(len(ds.items)))    # a fold does not narrow `all`
+    ds, _, plan = _plan(f"ckplus:{fixture_dir('ckplus48', per_class=12)}", protocol="oversample-then-split")
+    assert plan.indices("all") == list(range(len(ds.items)))                 # repeats counted once
+    with pytest.raises(EdgeferError, match="or all"):
+        plan.indices("everything")

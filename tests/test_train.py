@@ -1,4 +1,5 @@
-"""`edgefer train` end to end on generated data: it learns, checkpoints, resumes, cross-validates."""
+"""`edgefer train` end to end on generated data: it learns, checkpoints, resumes, cross-validates;
+the CLI's recipes and defaults, and the registries behind its choices."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,8 @@ import pytest
 
 from conftest import run_cli
 from edgefer.train import checkpoint
-from edgefer.train.trainer import TrainConfig, train
+from edgefer.train.config import TrainConfig
+from edgefer.train.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_checkpoint_carries_metadata_and_evaluate_reproduces_validation(trained,
 def test_resume_continues_where_it_stopped(fixture_dir, tmp_path):
     data = f"fer2013:{fixture_dir('fer2013-folders')}"
     first = train(TrainConfig(model="tiny", data=data, out=tmp_path, epochs=3, threads=1, progress=False,
-                              max_minutes=1e-6))            # "interrupted" after its first epoch
+                              minutes=1e-6))                # "interrupted" after its first epoch
     assert first["epochs_run"] == 1 and first["stop_reason"] == "time-budget"
     again = train(TrainConfig(model="tiny", data=data, out=tmp_path, epochs=3, threads=1, progress=False,
                               resume=tmp_path / "last.pt"))
@@ -77,7 +79,7 @@ def test_unknown_model_and_preset(fixture_dir, tmp_path):
 
 def test_warm_start_copies_matching_weights_across_label_sets(trained, fixture_dir, tmp_path):
     import torch
-    from edgefer.train.trainer import warm_start
+    from edgefer.train.start import warm_start
     from edgefer.train import models
     _, out, _ = trained
     ck = models.create("cnn1", 5)                        # CK+-like label count: the last layer differs
@@ -97,3 +99,51 @@ def test_promote_strips_training_state_and_writes_metadata(trained, tmp_path):
     meta = read_sidecar(target)
     assert meta.architecture == "cnn1" and len(meta.provenance["source_checkpoint_sha256"]) == 64
     assert resolve("some/path.pt").name == "path.pt"
+
+
+def test_warm_start_refuses_other_settings_beyond_the_label_head(small_edge_checkpoint):
+    from edgefer.runtime.errors import EdgeferError
+    from edgefer.train import models
+    from edgefer.train.start import warm_start
+    with pytest.raises(EdgeferError, match="differ in shape"):
+        warm_start(models.create("edge", 7), small_edge_checkpoint)       # default widths, not SMALL_EDGE
+
+
+def test_averaged_weights_on_clip_batches(fixture_dir, tmp_path):
+    """EMA with the CPU clip path: both weights are scored each epoch, the better one is saved."""
+    data = f"fer2013:{fixture_dir('fer2013-folders')}"
+    s = train(TrainConfig(model="tiny", data=data, out=tmp_path, epochs=2, ema=0.5, clip_length=2, threads=1,
+                          progress=False))
+    assert all({"val_acc_raw", "val_acc_ema"} <= set(h) for h in s["history"])
+    _, meta = checkpoint.load(tmp_path / "best.pt")
+    assert meta.metrics["weights"] == s["best_weights"] and meta.clip_length == 2
+    assert s["best_val_accuracy"] == max(max(h["val_acc_raw"], h["val_acc_ema"]) for h in s["history"])
+
+
+def _cli_config(*argv):
+    from edgefer.runtime.cli import build_parser
+    from edgefer.train.commands import _train_config
+    return _train_config(build_parser().parse_args(["train", "--model", "edge", "--data", "x.pack", *argv]), "runs/x")
+
+
+def test_cli_defaults_are_the_dataclass_and_a_recipe_yields_to_explicit_options():
+    assert _cli_config() == TrainConfig(model="edge", data="x.pack", out=_cli_config().out, progress=_cli_config().progress)
+    cfg = _cli_config("--recipe", "resident", "--lr", "0.01", "--epochs", "5", "--max-minutes", "3")
+    assert (cfg.batches, cfg.schedule, cfg.optimizer, cfg.ema, cfg.batch_size) == ("device", "cosine-budget", "sgd", 0.999, 128)
+    assert (cfg.lr, cfg.epochs, cfg.minutes, cfg.patience) == (0.01, 5, 3.0, None)
+    assert _cli_config("--patience", "0", "--schedule", "cosine-budget", "--epochs", "0").patience is None
+
+
+def test_choices_are_the_registries():
+    from edgefer.compress.prune import PRUNE_METHODS
+    from edgefer.train import balance, fake_quant, optim, schedules, sources
+    from edgefer.train.config import CHOICES
+    assert set(CHOICES["batches"]) == set(sources.BATCH_SOURCES)
+    assert set(CHOICES["schedule"]) == set(schedules.SCHEDULES)
+    assert set(CHOICES["optimizer"]) == set(optim.OPTIMIZERS)
+    assert set(CHOICES["balance"]) == set(balance.METHODS)
+    assert set(CHOICES["prune_method"]) == set(PRUNE_METHODS)
+    assert set(CHOICES["weight_fake_quant"]) == set(fake_quant.SCHEMES)
+    from edgefer.runtime.errors import EdgeferError
+    with pytest.raises(EdgeferError, match="batches 'gpu' is not one of"):
+        TrainConfig(model="edge", data="x", batches="gpu")

@@ -7,7 +7,7 @@ a plausible video.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -16,24 +16,27 @@ from edgefer.runtime.preprocess import normalize
 
 from .augment import frame_jitter, paper_augment
 from .clips import pad_or_trim
-from .datasets import Dataset
+from .datasets import Item
 
 
 class ClipSampler:
-    def __init__(self, ds: Dataset, pixels: np.ndarray, mean: float, std: float, clip_length: int,
+    """`items`: the dataset's items (their `sequence` and `frame` make real clips), or None
+    where the pixels come without them (a pack): every item is then a still image."""
+
+    def __init__(self, items: Sequence[Item] | None, pixels: np.ndarray, mean: float, std: float, clip_length: int,
                  augment: bool, seed: int):
         self.pixels, self.mean, self.std, self.t = pixels, mean, std, clip_length
         size = pixels.shape[-1]
         self.augment = paper_augment(size, seed) if augment else None
         self.jitter = frame_jitter(seed + 1)
         self.history: dict[int, list[int]] = {}
-        if clip_length > 1 and any(it.sequence for it in ds.items):
+        if clip_length > 1 and items and any(it.sequence for it in items):
             members: dict[str, list[int]] = defaultdict(list)
-            for i, it in enumerate(ds.items):
+            for i, it in enumerate(items):
                 if it.sequence:
                     members[it.sequence].append(i)
             for seq in members.values():
-                seq.sort(key=lambda i: ds.items[i].frame or 0)
+                seq.sort(key=lambda i: items[i].frame or 0)
                 for pos, i in enumerate(seq):
                     self.history[i] = pad_or_trim(seq[:pos + 1], clip_length)
 
@@ -46,9 +49,13 @@ class ClipSampler:
             return img[None]
         return np.stack([img] + [self.jitter(image=img)["image"] for _ in range(self.t - 1)])
 
+    def clips(self, indices: np.ndarray) -> np.ndarray:
+        """(B, T, S, S) uint8 clips of these items, augmented as configured."""
+        return np.stack([self._clip(int(i)) for i in indices])
+
     def batch(self, indices: np.ndarray) -> torch.Tensor:
-        clips = np.stack([self._clip(int(i)) for i in indices])          # (B, T, S, S) uint8
-        return torch.from_numpy(normalize(clips, self.mean, self.std)[:, :, None])
+        """Normalised clips (B, T, 1, S, S), the model's input."""
+        return torch.from_numpy(normalize(self.clips(indices), self.mean, self.std)[:, :, None])
 
 
 def eval_batches(pixels: np.ndarray, indices: np.ndarray, mean: float, std: float, batch_size: int):

@@ -56,7 +56,7 @@ def load(path: Path) -> tuple[nn.Module, ModelMetadata]:
 
 def build(payload: dict[str, Any], path: Path) -> tuple[nn.Module, ModelMetadata]:
     """The model and metadata of a loaded payload (`path` names it in errors)."""
-    meta = ModelMetadata.from_dict(payload["metadata"], path)
+    meta = ModelMetadata.from_dict(payload["metadata"], path, legacy_preprocessing=True)
     model = models.create(payload["architecture"], len(meta.labels), **payload["kwargs"])
     if payload.get("pruned"):
         fit_shapes(model, payload["state_dict"])

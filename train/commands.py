@@ -9,30 +9,29 @@ from typing import TYPE_CHECKING
 
 from edgefer.runtime.errors import EdgeferError
 
-from . import datasets, images, splits
+from . import splits
+from .prepare import is_kfold, is_pack, prepare  # noqa: F401 (prepare: re-exported for callers outside train/)
 
 if TYPE_CHECKING:
-    from .trainer import TrainConfig
-
-
-def prepare(spec: str, size: int = 48, seed: int = 0, folds: int = 10, protocol: str = "dataset"):
-    """Load, decode and split a dataset: the order every command needs (decoding drops unreadable files)."""
-    ds = datasets.load(spec)
-    decoded = images.decode(ds, size, progress=sys.stderr.isatty())
-    plan = splits.plan_splits(ds, seed, folds, protocol)
-    man = splits.manifest(ds, plan, decoded.hashes, spec)
-    _warn_skipped(ds)
-    return ds, decoded, plan, man
-
-
-def _warn_skipped(ds: datasets.Dataset) -> None:
-    if ds.skipped:
-        reasons = sorted({s.reason for s in ds.skipped})
-        print(f"edgefer: note: {len(ds.skipped)} file(s) skipped ({'; '.join(reasons)}); "
-              f"e.g. {ds.skipped[0].path}", file=sys.stderr)
+    from .config import TrainConfig
 
 
 def data(args: argparse.Namespace) -> int:
+    if args.action == "uncropped":
+        from .uncropped import PasteConfig, write_uncropped
+        r = write_uncropped(PasteConfig(args.dataset, args.split, Path(args.out), args.limit, args.min_side,
+                                        args.max_side, seed=args.seed), progress=sys.stderr.isatty())
+        print(f"wrote {r['photos']} photos to {r['out']}  (try: edgefer evaluate default --detect "
+              f"--data folder:{r['out']} --split test)")
+        return 0
+    if args.action == "pack":
+        from .pack import write_pack
+        out = Path(args.out)
+        if not is_pack(str(out)):
+            raise EdgeferError(out, "a data pack's name ends in .pack", f"write it as {out.with_suffix('.pack')}")
+        write_pack(args.dataset, out, size=args.size, seed=args.seed)
+        print(f"{out}  ({out.stat().st_size / 2**20:.1f} MB; try: edgefer train --model edge --data {out} --recipe resident)")
+        return 0
     if args.action == "fixture":
         from .fixtures import FORMATS, write_fixture
         if args.format not in FORMATS:
@@ -79,8 +78,15 @@ def format_audit(r: dict) -> str:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import run_evaluation
-    return run_evaluation(args)
+    from .evaluate import EvalConfig, print_result, run_evaluation
+    cfg = EvalConfig(model=args.model, data=args.data, split=args.split, fold=args.fold, drop_leaked=args.drop_leaked,
+                     detect=args.detect, detector=args.detector, detect_threshold=args.detect_threshold,
+                     margin=args.margin, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
+                     seed=args.seed, folds=args.folds, progress=sys.stderr.isatty())
+    if not args.detect and (args.margin is not None or args.detector != "auto"):
+        raise EdgeferError(None, "--margin and --detector apply to --detect only", "add --detect, or drop them")
+    print_result(run_evaluation(cfg), args.json)
+    return 0
 
 
 def _parse_set(pairs: list[str]) -> dict:
@@ -110,26 +116,33 @@ def list_models() -> str:
     return "\n".join(rows)
 
 
+# flags that map one-to-one onto TrainConfig fields (None: not given, the recipe's default stands)
+_OPTIONS = ("preset", "size", "fold", "folds", "seed", "batches", "batch_size", "clip_length", "balance", "optimizer",
+            "lr", "weight_decay", "label_smoothing", "schedule", "epochs", "minutes", "warmup", "ema", "patience",
+            "prune", "prune_method", "kd_alpha", "kd_temperature", "weight_fake_quant", "device", "threads", "log_every")
+
+
 def _train_config(args: argparse.Namespace, default_out: str) -> TrainConfig:
+    """The run's config: TrainConfig defaults < --recipe's < the flags given."""
     from . import models
-    from .trainer import TrainConfig
+    from .config import from_recipe
 
     if not args.model or not args.data:
         raise EdgeferError(None, "--model and --data are required", "see `edgefer train --list` and `--help`")
     models.entry(args.model)
-    return TrainConfig(model=args.model, data=args.data, out=Path(args.out or default_out), preset=args.preset,
-                       model_kwargs=_parse_set(args.set), size=args.size, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       label_smoothing=args.label_smoothing, warmup=args.warmup, balance=args.balance,
-                       augment=not args.no_augment, clip_length=args.clip_length, patience=args.patience,
-                       max_minutes=args.max_minutes, fold=args.fold, folds=args.folds, seed=args.seed,
-                       device=args.device, threads=args.threads, progress=sys.stderr.isatty(),
-                       resume=Path(args.resume) if getattr(args, "resume", None) else None,
-                       init=Path(args.init) if getattr(args, "init", None) else None)
+    given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k, None) is not None}
+    for key in ("epochs", "patience"):                  # 0 = no cap / never
+        if given.get(key) == 0:
+            given[key] = None
+    paths = {k: Path(getattr(args, k)) for k in ("init", "resume") if getattr(args, k, None)}
+    return from_recipe(args.recipe, model=args.model, data=args.data, out=Path(args.out or default_out),
+                       model_kwargs=_parse_set(args.set), augment=not args.no_augment,
+                       teachers=[Path(t) for t in args.teachers], progress=sys.stderr.isatty(), **paths, **given)
 
 
 def _run_name(args: argparse.Namespace) -> str:
-    return f"{args.model}-{(args.data or '').split(':', 1)[0]}" + (f"-{args.preset}" if args.preset else "")
+    data = args.data or ""
+    return f"{args.model}-{Path(data).stem if is_pack(data) else data.split(':', 1)[0]}" + (f"-{args.preset}" if args.preset else "")
 
 
 def search_cmd(args: argparse.Namespace) -> int:
@@ -173,11 +186,8 @@ def train_cmd(args: argparse.Namespace) -> int:
         if s["stop_reason"] == "nan":
             raise EdgeferError(cfg.out, f"training diverged (loss NaN) in epoch {s['epochs_run'] + 1}",
                                "lower --lr; the last good checkpoint is last.pt" if s["epochs_run"] else "lower --lr")
-        print(f"best validation accuracy {s['best_val_accuracy']:.4f} at epoch {s['best_epoch']} "
+        weights = f" ({s['best_weights']} weights)" if cfg.ema else ""
+        print(f"best validation accuracy {s['best_val_accuracy']:.4f}{weights} at epoch {s['best_epoch']} "
               f"({s['stop_reason']}, {s['minutes']:.1f} min) -> {cfg.out / 'best.pt'}")
     return 0
 
-
-def is_kfold(spec: str) -> bool:
-    """Whether the dataset's own scheme is k-fold (CK+), where `train` means cross-validation."""
-    return datasets.load(spec).split_scheme == "group-kfold"

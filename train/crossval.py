@@ -9,14 +9,18 @@ import numpy as np
 
 from . import checkpoint
 from .batches import ClipSampler, infer
-from .commands import prepare
+from .config import TrainConfig
 from .metrics import classification_report
-from .trainer import TrainConfig, pick_device, train
+from .prepare import prepare
+from .start import pick_device
+from .trainer import train
 
 
 def score_test(cfg: TrainConfig, ckpt: Path, fold: int | None = None, clip_length: int = 1) -> dict:
     """A checkpoint on its test split (never seen in training or selection), on un-augmented clips:
-    T = 1 single frames, or T frames ending at each test item (real sequences, else jittered views)."""
+    T = 1 single frames, or T frames ending at each test item (real sequences, else jittered views).
+    Where the protocol has no test split (FER2013 here: PrivateTest is held back) it scores the
+    validation split, which also selected the epoch: `role` says which ("test" or "val")."""
     model, meta = checkpoint.load(ckpt)
     device = pick_device(cfg.device)
     model.to(device)
@@ -25,9 +29,9 @@ def score_test(cfg: TrainConfig, ckpt: Path, fold: int | None = None, clip_lengt
     role = "test" if plan.folds or "test" in plan.roles else "val"
     idx = np.array(plan.indices(role, fold))
     y = np.array([meta.labels.index(ds.items[i].label) for i in idx])
-    sampler = ClipSampler(ds, decoded.pixels, meta.mean, meta.std, clip_length, augment=False, seed=cfg.seed)
+    sampler = ClipSampler(ds.items, decoded.pixels, meta.mean, meta.std, clip_length, augment=False, seed=cfg.seed)
     logits = infer(model, (sampler.batch(idx[s:s + 256]) for s in range(0, len(idx), 256)), device)
-    return {"split": plan.roles.get(role, f"fold{fold}"), **classification_report(y, logits, list(meta.labels))}
+    return {"role": role, "split": plan.roles.get(role, f"fold{fold}"), **classification_report(y, logits, list(meta.labels))}
 
 
 def cross_validate(cfg: TrainConfig, test_clip_length: int | None = None) -> dict:

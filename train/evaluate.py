@@ -1,14 +1,17 @@
 """`edgefer evaluate`: a model on one split -> metrics.json, summary.md, confusion and ROC plots.
 
-Images are prepared by the runtime's own preprocessing (resize to the model's input size,
-normalise with the statistics stored in its metadata), so the number here is the number
-the device gets from the same model.
+Two ways in. Cropped faces (FER2013, CK+48) are prepared by the pixel contract's
+`image_pixels`, exactly as training prepared them. With `--detect`, each image is a photo:
+the daemon's own detector finds the face, `main_face` picks the subject and `crop_face`'s
+framing cuts it, so the number is what `edgefer run` would report on those photos. A
+photo with no face found, or one that cannot be read, counts as an error (a `(no face)`
+prediction) and is reported, never dropped.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +23,36 @@ from edgefer.runtime.preprocess import normalize
 
 from . import checkpoint, default_model, splits
 from .batches import eval_batches, infer
-from .commands import prepare
 from .metrics import classification_report, plot_confusion, plot_roc
+from .prepare import prepare
+
+NO_FACE = "(no face)"
+
+
+@dataclass
+class EvalConfig:
+    model: str                        # `default`, a checkpoint (.pt) or an exported artifact
+    data: str                         # dataset spec NAME:PATH[?...]
+    split: str                        # split name, role (train/val/test) or `all`
+    fold: int | None = None           # k-fold datasets: the fold a role refers to
+    drop_leaked: bool = False         # score only test images without a copy in training
+    detect: bool = False              # images are photos: detect + crop as the daemon does
+    detector: str = "auto"            # the daemon's detector registry name
+    detect_threshold: float = 0.5
+    margin: float | None = None       # framing override (None: the model's contract)
+    out: Path | None = None           # default runs/eval/<model>-<dataset>-<split>
+    batch_size: int = 256
+    seed: int = 0
+    folds: int = 10
+    progress: bool = True
 
 
 def targets(labels_of_items: list[str], meta: ModelMetadata, where: str) -> np.ndarray:
     unknown = sorted(set(labels_of_items) - set(meta.labels))
     if unknown:
         raise EdgeferError(where, f"dataset has labels {unknown} the model does not predict ({meta.labels})",
-                           "evaluate on a dataset with the model's label set, or pick classes with ?classes=")
+                           "evaluate on a dataset with the model's label set, or leave them out with "
+                           f"?exclude={','.join(unknown)} (or ?classes= for folder datasets)")
     index = {lab: i for i, lab in enumerate(meta.labels)}
     return np.array([index[lab] for lab in labels_of_items], np.int64)
 
@@ -58,59 +82,113 @@ class Predictor:
         return self.deployed.logits(clips, self.batch_size)
 
 
-def run_evaluation(args: argparse.Namespace) -> int:
-    model_path = default_model.resolve(args.model)
-    predict = Predictor(model_path, args.batch_size)
+def _with_no_face(logits: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Logits over the model's labels + a `(no face)` column that wins exactly where no face was found."""
+    out = np.full((len(found), logits.shape[1] + 1), -1e9, np.float64)
+    out[found, :-1] = logits
+    out[~found, -1] = 0.0
+    return out
+
+
+def run_evaluation(cfg: EvalConfig) -> dict:
+    """Score one split; writes the output folder and returns the metrics record."""
+    model_path = default_model.resolve(cfg.model)
+    predict = Predictor(model_path, cfg.batch_size)
     meta = predict.meta
-    ds, decoded, plan, man = prepare(args.data, size=meta.input_size, seed=args.seed, folds=args.folds)
-    idx = plan.indices(args.split, args.fold)
-    dropped = 0
-    if args.drop_leaked:
-        from .audit import leaked
-        train_idx = plan.indices("train", args.fold)
-        bad = leaked(decoded, plan, idx, train_idx)
-        idx, dropped = [i for i in idx if i not in bad], len(bad)
-    y = targets([ds.items[i].label for i in idx], meta, args.data)
-    logits = predict(decoded.pixels, np.array(idx, np.int64))
-    report = classification_report(y, logits, list(meta.labels))
-    split_name = args.split if args.fold is None else f"{args.split}-fold{args.fold}"
-    out = Path(args.out or f"runs/eval/{args.model if args.model == 'default' else model_path.stem}-{ds.name}-{split_name}")
+    if cfg.detect:
+        from .detect_eval import detect_faces
+        if cfg.drop_leaked:
+            raise EdgeferError(None, "--drop-leaked compares cropped faces with training; it does not apply to --detect",
+                               "drop one of the two options")
+        ds, plan, idx, man_hash = _photos(cfg)
+        found_px, found, detection = detect_faces(ds, idx, meta, cfg.detector, cfg.detect_threshold,
+                                                  cfg.margin, cfg.progress)
+        y = targets([ds.items[i].label for i in idx], meta, cfg.data)
+        logits = predict(found_px, np.arange(len(found_px))) if len(found_px) else np.zeros((0, len(meta.labels)))
+        report = classification_report(y, _with_no_face(logits, found), [*meta.labels, NO_FACE])
+        report["detected_only"] = {"n": int(found.sum()), "accuracy":
+                                   float((logits.argmax(1) == y[found]).mean()) if found.any() else None}
+        extra = {"detect": detection, "manifest_sha256": man_hash, "manifest": None, "dropped_leaked": None}
+    else:
+        ds, decoded, plan, man = prepare(cfg.data, size=meta.input_size, seed=cfg.seed, folds=cfg.folds,
+                                         pre=meta.preprocessing)
+        idx = plan.indices(cfg.split, cfg.fold)
+        dropped = 0
+        if cfg.drop_leaked:
+            from .audit import leaked
+            bad = leaked(decoded, plan, idx, plan.indices("train", cfg.fold))
+            idx, dropped = [i for i in idx if i not in bad], len(bad)
+        y = targets([ds.items[i].label for i in idx], meta, cfg.data)
+        logits = predict(decoded.pixels, np.array(idx, np.int64))
+        report = classification_report(y, logits, list(meta.labels))
+        try:
+            man_path = splits.write_manifest(man, Path("runs/manifests"))
+        except OSError as exc:
+            raise EdgeferError("runs/manifests", f"cannot write the manifest ({exc.strerror})", "run from a writable folder") from None
+        extra = {"manifest_sha256": man["manifest_sha256"], "manifest": str(man_path),
+                 "dropped_leaked": dropped if cfg.drop_leaked else None}
+    split_name = cfg.split if cfg.fold is None else f"{cfg.split}-fold{cfg.fold}"
+    tag = "-detect" if cfg.detect else ""
+    out = cfg.out or Path(f"runs/eval/{cfg.model if cfg.model == 'default' else model_path.stem}-{ds.name}-{split_name}{tag}")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        man_path = splits.write_manifest(man, Path("runs/manifests"))
     except OSError as exc:
         raise EdgeferError(out, f"cannot write results ({exc.strerror})", "choose another --out") from None
     result = {
         "model": str(model_path), "model_sha256": file_sha256(model_path), "architecture": meta.architecture,
-        "format": meta.format, "precision": meta.precision,
-        "dataset": args.data, "split": args.split, "fold": args.fold,
-        "manifest_sha256": man["manifest_sha256"], "manifest": str(man_path),
-        "skipped_files": len(ds.skipped), "dropped_leaked": dropped if args.drop_leaked else None, **report,
+        "format": meta.format, "precision": meta.precision, "preprocessing": meta.to_dict()["preprocessing"],
+        "dataset": cfg.data, "split": cfg.split, "fold": cfg.fold, "skipped_files": len(ds.skipped),
+        **extra, **report,
     }
-    title = f"{meta.architecture} on {ds.name} {split_name}"
+    title = f"{meta.architecture} on {ds.name} {split_name}{' (detect + crop)' if cfg.detect else ''}"
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     plot_confusion(report, out / "confusion.png", title)
-    plot_roc(y, logits, list(meta.labels), out / "roc.png", title)
+    plot_roc(y, logits if not cfg.detect else _with_no_face(logits, found)[:, :-1], list(meta.labels), out / "roc.png", title)
     (out / "summary.md").write_text(summary_markdown(result, title))
-    if args.json:
-        json.dump(result, sys.stdout, indent=2)
+    result["out"] = str(out)
+    return result
+
+
+def _photos(cfg: EvalConfig):
+    """The photos of a split, without decoding them to crops (the detector reads each one whole)."""
+    from . import datasets
+    ds = datasets.load(cfg.data)
+    plan = splits.plan_splits(ds, cfg.seed, cfg.folds)
+    idx = plan.indices(cfg.split, cfg.fold)
+    import hashlib
+    h = hashlib.sha256("\n".join(f"{ds.items[i].key}|{ds.items[i].label}" for i in idx).encode()).hexdigest()
+    return ds, plan, idx, h
+
+
+def print_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        json.dump({k: v for k, v in result.items()}, sys.stdout, indent=2)
         print()
-    else:
-        print(f"{title}: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-              f"ROC AUC {report['roc_auc_ovr_macro'] or float('nan'):.4f} (n={report['n']}) -> {out}")
-    return 0
+        return
+    det = result.get("detect")
+    faces = (f", faces found in {det['found']}/{det['photos']} photos ({det['no_face']} without a face, "
+             f"{det['unreadable']} unreadable; no face = error)") if det else ""
+    auc = result["roc_auc_ovr_macro"]
+    print(f"{result['architecture']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.4f}, "
+          f"macro-F1 {result['macro_f1']:.4f}, ROC AUC {auc if auc is not None else float('nan'):.4f} "
+          f"(n={result['n']}){faces} -> {result['out']}")
 
 
 def summary_markdown(r: dict, title: str) -> str:
     fold = "" if r["fold"] is None else f" fold {r['fold']}"
     leak = "" if r.get("dropped_leaked") is None else f" ({r['dropped_leaked']} images with a copy in training dropped)"
+    det = r.get("detect")
+    detect = "" if not det else (
+        f"- detection: {det['detector']} found a face in {det['found']} of {det['photos']} photos "
+        f"({det['no_face']} without a face, {det['unreadable']} unreadable, {det['several_faces']} with several: "
+        f"the largest is scored); framing margin {det['margin']}; a photo without a face counts as an error\n")
     rows = "\n".join(f"| {lab} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
                      f"{'' if m['roc_auc'] is None else format(m['roc_auc'], '.3f')} | {m['support']} |"
                      for lab, m in r["per_class"].items())
     return (f"# {title}\n\n"
             f"- model: `{r['model']}` (sha256 {r['model_sha256'][:12]})\n"
             f"- data: `{r['dataset']}`, split `{r['split']}`{fold}, n={r['n']}, "
-            f"manifest {r['manifest_sha256'][:12]}{leak}\n"
+            f"manifest {(r['manifest_sha256'] or '')[:12]}{leak}\n{detect}"
             f"- accuracy **{r['accuracy']:.4f}**, macro-F1 **{r['macro_f1']:.4f}**, "
             f"macro P {r['macro_precision']:.4f} / R {r['macro_recall']:.4f}, ROC AUC (ovr, macro) "
             f"{'n/a' if r['roc_auc_ovr_macro'] is None else format(r['roc_auc_ovr_macro'], '.4f')}\n\n"

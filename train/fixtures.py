@@ -77,7 +77,7 @@ def write_fixture(fmt: str, out: Path, per_class: int = 12, seed: int = 0) -> Pa
         for n, (code, img, usage) in enumerate(_fer_rows(per_class, rng)):
             folder = out / ("train" if usage == "Training" else "test") / LABELS[code]
             folder.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / f"{usage}_{1000 + n}.jpg"), img)
+            cv2.imwrite(str(folder / f"{usage}_fer{n:07d}.png"), img)   # lossless raw pixels, FERPlus' image name
         return out
     if fmt == "ferplus":
         rows = _fer_rows(per_class, rng)

@@ -16,7 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from edgefer.runtime.errors import EdgeferError
-from edgefer.runtime.preprocess import resize_square
+from edgefer.runtime.metadata import Preprocessing
+from edgefer.runtime.preprocess import image_pixels
 
 from .datasets import Dataset, Skip
 
@@ -33,8 +34,8 @@ def pixel_hash(gray: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(gray).tobytes() + str(gray.shape).encode()).hexdigest()
 
 
-def _fingerprint(ds: Dataset, size: int) -> str:
-    h = hashlib.sha256(f"{ds.name}|{ds.root.resolve()}|{size}|v1".encode())
+def _fingerprint(ds: Dataset, size: int, pre: Preprocessing) -> str:
+    h = hashlib.sha256(f"{ds.name}|{ds.root.resolve()}|{size}|{pre.gray}|{pre.resize}|{pre.histogram}|v2".encode())
     for it in ds.items:
         path = ds.root / it.key
         st = path.stat() if path.exists() else ds.root.stat()   # CSV rows: the CSV's own stat
@@ -42,9 +43,14 @@ def _fingerprint(ds: Dataset, size: int) -> str:
     return h.hexdigest()[:24]
 
 
-def decode(ds: Dataset, size: int = 48, cache: bool = True, progress: bool = True) -> Decoded:
-    """Pixels and hashes for every item; drops unreadable items from `ds` (recorded in ds.skipped)."""
-    key = _fingerprint(ds, size)
+def decode(ds: Dataset, size: int = 48, cache: bool = True, progress: bool = True,
+           pre: Preprocessing | None = None) -> Decoded:
+    """Pixels and hashes for every item; drops unreadable items from `ds` (recorded in ds.skipped).
+
+    Each image is the face (pre-cropped datasets), prepared by the pixel contract's
+    `image_pixels`: the very function the device's crop shares its steps with."""
+    pre = pre or Preprocessing()
+    key = _fingerprint(ds, size, pre)
     path = CACHE_DIR / f"{ds.name}-{key}.npz"
     if cache and path.is_file():
         try:
@@ -66,7 +72,7 @@ def decode(ds: Dataset, size: int = 48, cache: bool = True, progress: bool = Tru
             keep[i], reasons[i] = False, exc.cause
             continue
         hashes[i] = pixel_hash(gray)
-        pixels[i] = resize_square(gray, size)
+        pixels[i] = image_pixels(gray, size, pre)
     if cache:
         try:
             CACHE_DIR.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ from typing import Any
 from edgefer.runtime.errors import EdgeferError
 
 from . import models
-from .trainer import TrainConfig, train
+from .config import TrainConfig
+from .trainer import train
 
 # knob -> optuna suggestion; a knob is searched only where the model's constructor (or training) takes it
 SPACE: dict[str, tuple[str, Any]] = {
@@ -62,7 +63,7 @@ def _suggest(trial, name: str) -> Any:
 
 
 def _config_for(base: TrainConfig, params: dict[str, Any], out: Path) -> TrainConfig:
-    cfg = replace(base, out=out, progress=False, log_epochs=False, model_kwargs=dict(base.model_kwargs))
+    cfg = replace(base, out=out, progress=False, log_every=0, model_kwargs=dict(base.model_kwargs))
     for key, value in params.items():
         if key == "preset":
             cfg.preset = value

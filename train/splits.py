@@ -23,6 +23,7 @@ from .datasets import Dataset
 DEFAULT_SEED = 0
 DEFAULT_FOLDS = 10
 VAL_FRACTION = 0.1
+ALL = "all"                 # the split name meaning every item of the dataset
 
 
 @dataclass
@@ -36,7 +37,10 @@ class SplitPlan:
     folds: int = 0
 
     def indices(self, role_or_split: str, fold: int | None = None) -> list[int]:
-        """Indices of a role (train/val/test) or of a split by name."""
+        """Indices of a role (train/val/test), of a split by name, or `all`: every item once
+        (for scoring a model on a dataset it was not trained on, e.g. CK+ zero-shot)."""
+        if role_or_split == ALL:
+            return sorted({i for idx in self.splits.values() for i in idx})
         if self.folds:
             if fold is None and role_or_split in ("train", "val", "test"):
                 raise EdgeferError(None, f"'{role_or_split}' of a {self.folds}-fold dataset needs a fold",
@@ -47,7 +51,7 @@ class SplitPlan:
         name = self.roles.get(role_or_split, role_or_split)
         if name not in self.splits:
             raise EdgeferError(None, f"no split named '{role_or_split}'",
-                               f"use one of {sorted(self.splits)} or a role {sorted(self.roles)}")
+                               f"use one of {sorted(self.splits)}, a role {sorted(self.roles)} or {ALL}")
         return self.splits[name]
 
 

@@ -1,19 +1,17 @@
 """`edgefer train`: one model, one dataset, one split -> checkpoints, curves, metrics.
 
-Reads top to bottom: config (defaults with a comment each) -> data (decode, split,
-normalisation fitted on the training split, balancing of training indices only) ->
-model -> epoch loop (augmented clips, Adam + cosine schedule, AMP on CUDA) -> best/last
-checkpoints, early stopping on validation accuracy, curves PNG and metrics JSON naming
-the split manifest. Validation is PublicTest for FER2013 (the official model-selection
-split); test splits are only ever touched by `edgefer evaluate` and CV's final scoring.
+Reads top to bottom: config (config.py, a comment per option) -> data (a dataset decoded and
+split, or a pack; normalisation fitted on the training split) -> a batch source (sources.py:
+CPU clips or device-resident tensors) -> model (fresh, warm start or pruned; int8-aware
+weights; teachers) -> optimiser, weight averaging and a schedule (one-cycle over epochs or
+cosine over a wall-clock budget) -> the epoch loop -> per epoch: validation of the raw (and
+averaged) weights, best.pt on each improvement, last.pt with everything `--resume` needs,
+early stopping -> curves PNG and metrics JSON naming the split manifest. Validation is
+PublicTest for FER2013 (the official model-selection split); test splits are only ever
+touched by `edgefer evaluate` and CV's final scoring.
 """
 from __future__ import annotations
 
-import copy
-import json
-import math
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,244 +23,173 @@ from tqdm import tqdm
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata
 
-from . import checkpoint, models, normalization
-from .balance import balance
-from .batches import ClipSampler, eval_batches, infer
-from .commands import prepare
-from .metrics import classification_report
-from .models.profile import mflops_per_frame, params
+from . import checkpoint, models, normalization, pack
+from .config import TrainConfig
+from .distill import distillation, load_teachers, soft_targets
+from .fake_quant import add_weight_fake_quant, baked_copy
+from .optim import averaged, optimizer
+from .record import record, score
+from .schedules import Clock, schedule
+from .sources import batch_source
+from .start import initial_model, pick_device, resolve_hparams
 
 
-@dataclass
-class TrainConfig:
-    model: str                                   # registry name
-    data: str                                    # dataset spec NAME:PATH
-    out: Path = Path("runs/train")               # run folder
-    preset: str | None = None                    # named hyper-parameter set of the model (e.g. case-I)
-    model_kwargs: dict[str, Any] = field(default_factory=dict)   # constructor overrides
-    size: int | None = None                      # input side; default: the model's paper size
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3                             # Adam, the papers' rate
-    weight_decay: float = 1e-4                   # L2, as the resrnn papers use
-    label_smoothing: float = 0.0
-    warmup: float = 0.1                          # fraction of the one-cycle schedule spent warming up
-    balance: str = "none"                        # none | oversample | downsample (training split only)
-    augment: bool = True                         # the papers' augmentation, training only
-    clip_length: int = 1                         # T of training clips
-    patience: int = 8                            # early stopping: epochs without a better val accuracy
-    max_minutes: float | None = None             # wall-clock budget; stops after the epoch that exceeds it
-    protocol: str = "dataset"                    # split protocol: the dataset's own, or a leaky one (experiments only)
-    fold: int | None = None                      # k-fold datasets: which fold is the test fold
-    folds: int = 10
-    seed: int = 0
-    device: str = "auto"                         # auto | cpu | cuda
-    threads: int | None = None                   # CPU threads for torch
-    resume: Path | None = None                   # a last.pt to continue from
-    init: Path | None = None                     # warm start: weights of matching shape from another checkpoint
-    transform: Callable[[nn.Module], nn.Module] | None = None  # applied after --init, e.g. channel pruning
-    progress: bool = True                        # progress bar per epoch
-    log_epochs: bool = True                      # one summary line per epoch on stdout
+def fp16_works(model: nn.Module, x: torch.Tensor, log: Callable[[str], None]) -> bool:
+    """One trial step under autocast: fall back to fp32 rather than lose a leased run to an unsupported fp16 kernel."""
+    try:
+        with torch.autocast(x.device.type, dtype=torch.float16):
+            model(x).float().sum().backward()
+        model.zero_grad(set_to_none=True)
+        return True
+    except RuntimeError as exc:
+        log(f"fp16 autocast failed ({str(exc).splitlines()[0]}); training in fp32")
+        return False
 
 
-def resolve_hparams(cfg: TrainConfig) -> dict[str, Any]:
-    """Model defaults < preset < explicit --set overrides; presets may also set batch size / lr."""
-    entry = models.entry(cfg.model)
-    if cfg.preset and cfg.preset != "paper" and cfg.preset not in entry.presets:
-        raise EdgeferError(None, f"model '{cfg.model}' has no preset '{cfg.preset}'",
-                           f"use one of {['paper', *entry.presets]}")
-    merged = {**(entry.presets.get(cfg.preset, {}) if cfg.preset else {}), **cfg.model_kwargs}
-    if "batch_size" in merged:
-        cfg.batch_size = int(merged["batch_size"])
-    if "lr" in merged:
-        cfg.lr = float(merged["lr"])
-    return models.constructor_kwargs(cfg.model, merged)
+def save_best(path: Path, net: nn.Module, cfg: TrainConfig, kwargs: dict, meta: ModelMetadata) -> None:
+    """A CPU copy of the winning weights, int8 rounding baked in."""
+    checkpoint.save(path, baked_copy(net).cpu(), cfg.model, kwargs, meta)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EdgeferError(None, "--device cuda asked for, but no CUDA device is visible", "use --device cpu")
-    return torch.device(name)
-
-
-def warm_start(model: nn.Module, source: Path) -> int:
-    """Copy every tensor whose name and shape match (e.g. a FER2013-trained encoder into a CK+
-    model with another label set); the rest keeps its fresh initialisation."""
-    from .default_model import resolve
-    src = checkpoint.load_payload(resolve(str(source)))["state_dict"]
-    own = model.state_dict()
-    matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-    if not matched:
-        raise EdgeferError(source, "shares no weights with this model", "warm-start from a checkpoint of the same architecture")
-    model.load_state_dict(matched, strict=False)
-    return len(matched)
-
-
-@torch.no_grad()
-def validate(model: nn.Module, pixels: np.ndarray, idx: np.ndarray, y: np.ndarray, mean: float, std: float,
-             labels: list[str], device: torch.device, batch_size: int = 256) -> dict | None:
-    logits = infer(model, eval_batches(pixels, idx, mean, std, batch_size), device)
-    if not np.isfinite(logits).all():
-        return None                    # the weights diverged: the caller stops and keeps the last good checkpoint
-    loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
-    return {"loss": loss, **classification_report(y, logits, labels)}
-
-
-def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None) -> dict:
+def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None,
+          log: Callable[[str], None] = lambda m: print(m, flush=True)) -> dict:
     """Train one model; `on_epoch(epoch, val_accuracy)` may raise to stop early (search prunes this way)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    kwargs = resolve_hparams(cfg)
+    cfg, kwargs = resolve_hparams(cfg)
     entry = models.entry(cfg.model)
-    size = cfg.size or entry.input_size
 
-    # ---- data: decode once, split, fit normalisation on the training split, balance its indices
-    ds, decoded, plan, man = prepare(cfg.data, size=size, seed=cfg.seed, folds=cfg.folds, protocol=cfg.protocol)
-    train_idx = np.array(plan.indices("train", cfg.fold))
-    val_idx = np.array(plan.indices("val", cfg.fold))
-    labels = list(ds.labels)
-    label_id = {lab: i for i, lab in enumerate(labels)}
-    y_all = np.array([label_id[it.label] for it in ds.items], np.int64)
-    mean, std = normalization.fit(decoded.pixels[train_idx])
-    sample_idx = balance(train_idx, [ds.items[i].label for i in train_idx], cfg.balance, cfg.seed)
-    sampler = ClipSampler(ds, decoded.pixels, mean, std, cfg.clip_length, cfg.augment, cfg.seed)
+    # ---- data: decoded split, normalisation fitted on its training part, the batch source
+    data = pack.load(cfg.data, cfg.size, cfg.seed, cfg.folds, cfg.protocol, cfg.fold, model_size=entry.input_size)
+    size, labels = data.size, data.labels
+    mean, std = normalization.fit(data.pixels[data.train_idx])
+    source = batch_source(data, cfg, mean, std, device)
+    y_val = data.y[data.val_idx]
 
-    # ---- model, optimiser, schedule
-    model = models.create(cfg.model, len(labels), **kwargs)
-    if cfg.init:
-        warm_start(model, cfg.init)
-    if cfg.transform:
-        model = cfg.transform(model)
-    model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(sample_idx) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                                                pct_start=cfg.warmup)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    meta = ModelMetadata(cfg.model, labels, size, mean, std, clip_length=cfg.clip_length, streaming=entry.streaming,
-                         provenance={"dataset": cfg.data, "manifest_sha256": man["manifest_sha256"], "fold": cfg.fold,
-                                     "train_split": plan.roles.get("train", "folds"), "seed": cfg.seed,
-                                     "init": str(cfg.init) if cfg.init else None})
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    history: list[dict] = []
-    start_epoch, best_acc, best_epoch = 0, -1.0, -1
-    if cfg.resume:
-        payload = checkpoint.load_payload(cfg.resume)
+    # ---- model (fresh, warm start, pruned; resumed from last.pt), teachers, precision
+    model = initial_model(cfg, kwargs, labels, size)
+    if cfg.weight_fake_quant:
+        add_weight_fake_quant(model, cfg.weight_fake_quant)
+    payload = checkpoint.load_payload(cfg.resume) if cfg.resume else None
+    state: dict[str, Any] = (payload["extra"].get("train_state") or {}) if payload else {}
+    if payload:
+        if not state:
+            raise EdgeferError(cfg.resume, "has no training state to resume from", "resume from a last.pt")
         if payload.get("pruned"):
             checkpoint.fit_shapes(model, payload["state_dict"])
         model.load_state_dict(payload["state_dict"])
-        st = payload["extra"].get("train_state") or {}
-        if not st:
-            raise EdgeferError(cfg.resume, "has no training state to resume from", "resume from a last.pt")
-        if st.get("epochs", cfg.epochs) != cfg.epochs:
-            raise EdgeferError(cfg.resume, f"was scheduled for {st['epochs']} epochs; resuming keeps that schedule",
-                               f"pass --epochs {st['epochs']}")
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        start_epoch, best_acc, best_epoch, history = st["epoch"] + 1, st["best_acc"], st["best_epoch"], st["history"]
-    rng = np.random.default_rng(cfg.seed + start_epoch)
-    t0 = time.time()
-    stop_reason = "epochs"
+    model = model.to(device)
+    teachers = load_teachers(cfg.teachers, labels, size, device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+    amp = cfg.amp and device.type == "cuda" and fp16_works(model, source.trial_batch(), log)
 
-    for epoch in range(start_epoch, cfg.epochs):
+    # ---- optimiser, weight averaging, schedule
+    opt = optimizer(model, cfg)
+    ema = averaged(model, cfg.ema)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    clock = Clock(state.get("seconds", 0.0))
+    sched = schedule(opt, cfg, source.steps_per_epoch, clock)
+    meta = ModelMetadata(cfg.model, labels, size, mean, std, clip_length=cfg.clip_length, streaming=entry.streaming,
+                         provenance={"dataset": data.spec, "manifest_sha256": data.manifest_sha256, "fold": cfg.fold,
+                                     "train_split": data.train_split, "seed": cfg.seed,
+                                     "init": str(cfg.init) if cfg.init else None, "prune_ratio": cfg.prune,
+                                     "prune_method": cfg.prune_method if cfg.prune else None,
+                                     "teachers": [str(t) for t in cfg.teachers] or None,
+                                     "weight_fake_quant": cfg.weight_fake_quant,
+                                     "batches": cfg.batches, "schedule": cfg.schedule})
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    history: list[dict] = []
+    epoch, best = 0, {"acc": -1.0, "epoch": -1, "weights": None, "report": None, "logits": None}
+    if payload:                    # --resume: everything last.pt holds
+        if state.get("schedule", "one-cycle") != cfg.schedule:
+            raise EdgeferError(cfg.resume, f"was a {state['schedule']} run; resuming keeps that schedule",
+                               f"pass --schedule {state['schedule']}")
+        sched.load_state_dict(state, cfg.resume)
+        opt.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        epoch, history = state["epoch"] + 1, state["history"]
+        best.update(acc=state["best_acc"], epoch=state["best_epoch"], weights=state.get("best_weights"))
+        if "torch_rng" in state:     # dropout continues its stream
+            torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+    source.start(epoch, state.get("source", {}))
+    stop_reason = None
+
+    while (stop_reason := sched.stop(epoch)) is None:
         model.train()
-        order = rng.permutation(sample_idx)
-        tot_loss = tot_correct = seen = 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not cfg.progress, mininterval=2.0)
-        for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x, y = sampler.batch(idx).to(device), torch.from_numpy(y_all[idx]).to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                logits = model(x)
-                loss = loss_fn(logits, y)
-            if not torch.isfinite(loss):
-                stop_reason = "nan"
+        order = source.order()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        for step in tqdm(range(source.steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False,
+                         disable=not cfg.progress, mininterval=2.0):
+            if not sched.begin_step(epoch, step):
                 break
+            x, y, raw = source.batch(order, step, raw=bool(teachers))
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                logits = model(x)
+                loss = loss_fn(logits.float(), y)
+                if teachers:
+                    loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * distillation(
+                        logits.float(), soft_targets(teachers, raw, cfg.kd_temperature), cfg.kd_temperature)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            sched.step()
-            tot_loss += loss.item() * len(idx)
-            tot_correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
-        val = None if stop_reason == "nan" else validate(model, decoded.pixels, val_idx, y_all[val_idx], mean, std,
-                                                          labels, device)
-        if val is None:                # diverged: stop; last.pt still holds the previous, finite epoch
-            stop_reason = "nan"
+            sched.end_step()
+            if ema is not None:
+                ema.update_parameters(model)
+            loss_sum += loss.detach().double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        epoch += 1
+
+        # ---- validation of the raw and averaged weights; the better one competes with the best so far
+        nets = {"raw": model, **({"ema": ema.module} if ema is not None else {})}
+        logits_of = {name: source.val_logits(net, amp) for name, net in nets.items()}
+        scored = {name: score(lg, y_val, labels) for name, lg in logits_of.items()}
+        if not torch.isfinite(loss_sum) or any(s is None for s in scored.values()):
+            stop_reason = "nan"        # diverged: last.pt and best.pt still hold the last finite epoch
             break
-        row = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
+        pick = "ema" if "ema" in scored and scored["ema"]["accuracy"] > scored["raw"]["accuracy"] else "raw"
+        val, seen = scored[pick], max(1, seen)
+        row = {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
                "val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"],
-               "lr": sched.get_last_lr()[0], "minutes": (time.time() - t0) / 60}
+               **({f"val_acc_{n}": s["accuracy"] for n, s in scored.items()} if ema is not None else {}),
+               "weights": pick, "lr": sched.lr, "minutes": clock.minutes()}
         history.append(row)
-        improved = val["accuracy"] > best_acc
+        improved = val["accuracy"] > best["acc"]
         if improved:
-            best_acc, best_epoch = val["accuracy"], epoch + 1
-            meta.metrics = {"val_split": plan.roles.get("val", f"fold{cfg.fold}+1"), "val_accuracy": val["accuracy"],
-                            "val_macro_f1": val["macro_f1"], "epoch": epoch + 1}
-            checkpoint.save(cfg.out / "best.pt", model, cfg.model, kwargs, meta)
-        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "epochs": cfg.epochs, "best_acc": best_acc,
-                 "best_epoch": best_epoch, "history": history}
+            best.update(acc=val["accuracy"], epoch=epoch, weights=pick, report=val, logits=logits_of[pick])
+            meta.metrics = {"val_split": data.val_split, "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
+                            "epoch": epoch, "weights": pick}
+            save_best(cfg.out / "best.pt", nets[pick], cfg, kwargs, meta)
+        state = {"optimizer": opt.state_dict(), **sched.state_dict(), "schedule": cfg.schedule,
+                 "source": source.state_dict(), "scaler": scaler.state_dict(), "seconds": clock.seconds(),
+                 **({"ema": ema.state_dict()} if ema is not None else {}), "epoch": epoch - 1,
+                 "torch_rng": torch.get_rng_state(),
+                 **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+                 "best_acc": best["acc"], "best_epoch": best["epoch"], "best_weights": best["weights"], "history": history}
         checkpoint.save(cfg.out / "last.pt", model, cfg.model, kwargs, meta, {"train_state": state})
-        if cfg.log_epochs:
-            print(f"epoch {epoch + 1:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
-                  f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f} F1 {row['val_macro_f1']:.3f}"
-                  f"{'  *' if improved else ''}  [{row['minutes']:.1f} min]", flush=True)
+        if cfg.log_every and epoch % cfg.log_every == 0:
+            log(f"epoch {epoch:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
+                f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f} F1 {row['val_macro_f1']:.3f}"
+                f"{' (ema)' if pick == 'ema' else ''}{'  *' if improved else ''}  [{row['minutes']:.1f} min]")
         if on_epoch is not None:
-            on_epoch(epoch + 1, val["accuracy"])
-        if epoch + 1 - best_epoch >= cfg.patience:
+            on_epoch(epoch, val["accuracy"])
+        if cfg.patience is not None and epoch - best["epoch"] >= cfg.patience:
             stop_reason = "early-stopping"
             break
-        if cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes:
-            stop_reason = "time-budget"
-            break
 
-    model_for_profile = models.create(cfg.model, len(labels), **kwargs)
-    if cfg.transform:                  # profile the model as trained (e.g. pruned), not the registry default
-        model_for_profile = copy.deepcopy(model).cpu()
-    summary = {
-        "model": cfg.model, "kwargs": kwargs, "data": cfg.data, "fold": cfg.fold, "labels": labels,
-        "manifest_sha256": man["manifest_sha256"], "train_images": int(len(train_idx)), "train_samples_per_epoch": int(len(sample_idx)),
-        "val_split": plan.roles.get("val"), "val_images": int(len(val_idx)), "normalization": {"mean": mean, "std": std},
-        "best_epoch": best_epoch, "best_val_accuracy": best_acc, "stop_reason": stop_reason,
-        "epochs_run": len(history), "minutes": (time.time() - t0) / 60, "device": str(device),
-        "params": params(model_for_profile), "mflops_per_frame": mflops_per_frame(model_for_profile, size),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "transform"},
-        "transformed": cfg.transform is not None, "history": history,
-    }
-    (cfg.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_curves(history, cfg.out / "curves.png", f"{cfg.model} on {ds.name}")
-    return summary
-
-
-def plot_curves(history: list[dict], path: Path, title: str) -> None:
-    if not history:
-        return
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(ep, [h["train_loss"] for h in history], label="train")
-    a.plot(ep, [h["val_loss"] for h in history], label="validation")
-    a.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    b.plot(ep, [h["train_acc"] for h in history], label="train (augmented)")
-    b.plot(ep, [h["val_acc"] for h in history], label="validation")
-    b.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return record(cfg, kwargs, data, source, model, best, history, stop_reason, clock.minutes(), device, amp)

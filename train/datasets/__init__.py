@@ -1,6 +1,8 @@
 """Dataset registry: `load("fer2013:../shared/data/fer2013")` -> Dataset.
 
 A spec is `NAME:PATH[?key=value&...]`; NAME is a row of REGISTRY (one module per format).
+Options every dataset takes, applied here after its loader: `?exclude=LABEL[,LABEL]` drops
+items with those labels (each recorded in `ds.skipped`), then `?subset=N` samples.
 """
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.labels import canonical
 
 from . import ckplus, fer2013, ferplus, folder, rafdb  # noqa: F401  (they register themselves)
 from .base import REGISTRY, Dataset, DatasetSpec, Item, Skip
@@ -31,9 +34,31 @@ def load(text: str) -> Dataset:
     ds = REGISTRY[spec.name][0](spec)
     if not ds.items:
         raise EdgeferError(spec.path, "holds no labelled images", "check the path and the ?classes= option")
+    if "exclude" in spec.options:
+        exclude(ds, spec.options["exclude"], text)
     if "subset" in spec.options:
         ds.items[:] = subset(ds.items, spec.options["subset"], text)
     return ds
+
+
+def exclude(ds: Dataset, names: str, where: str) -> None:
+    """`?exclude=contempt`: drop items with these labels, each recorded in `ds.skipped` (so
+    every command counts and reports them), e.g. to score a 7-class model on CK+."""
+    present = ds.labels
+    drop = set()
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        label = canonical(name)
+        if label not in present:
+            raise EdgeferError(where, f"exclude={name!r} is not a label of this dataset",
+                               f"use some of {list(present)}")
+        drop.add(label)
+    if not drop:
+        raise EdgeferError(where, "exclude= names no label", f"write ?exclude=LABEL[,LABEL] with labels from {list(present)}")
+    if drop == set(present):
+        raise EdgeferError(where, f"exclude={names!r} drops every label", "keep at least one")
+    ds.skipped += [Skip(str(ds.root / it.key), f"label '{it.label}' excluded by ?exclude=")
+                   for it in ds.items if it.label in drop]
+    ds.items[:] = [it for it in ds.items if it.label not in drop]
 
 
 def subset(items: list[Item], size: str, where: str) -> list[Item]:

@@ -82,15 +82,24 @@ def register(name: str, help: str) -> Callable[[Loader], Loader]:
     return deco
 
 
-def read_gray_file(path: Path) -> np.ndarray:
-    """Decode any image file OpenCV reads to uint8 grayscale, with a one-line error otherwise."""
+def read_color_file(path: Path) -> np.ndarray:
+    """Decode any image file OpenCV reads to 8-bit BGR, as the daemon's folder source does
+    (`IMREAD_COLOR`: EXIF orientation applied), with a one-line error otherwise."""
     import cv2
 
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise EdgeferError(path, "not a readable image", "delete or replace the file")
     return image
+
+
+def read_gray_file(path: Path) -> np.ndarray:
+    """Decode to uint8 gray through the device's own conversion (BGR decode, then the pixel
+    contract's `to_gray`), not libjpeg's IMREAD_GRAYSCALE, whose gray differs for colour JPEGs."""
+    from edgefer.runtime.preprocess import to_gray
+
+    return to_gray(read_color_file(path))
 
 
 def map_label(raw: str, mapping: dict[str, str], where: Path | str) -> str:

@@ -1,0 +1,138 @@
+"""Batch sources (a row each): where training batches come from, and how validation is scored.
+
+- clips: the CPU path. Each image is augmented on its own (albumentations: the papers'
+  augmentation), still images become T jittered views and CK+ items the T real frames ending
+  at them (`--clip-length`), the training indices may be class-balanced (`--balance`);
+  batches are normalised on the CPU and copied to the device. Keeps the last short batch.
+- device: the accelerator path. The decoded training and validation pixels live on the
+  device; each batch is augmented there in one warp (`device_augment.py`) from one seeded
+  generator. Single frames only. Drops the last short batch.
+Both yield `(x, y, raw)`: normalised model input (B, T, 1, S, S), labels, and the same clips
+in [0, 1] before normalisation (for teachers, which normalise as they were trained; only
+built when asked for).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.preprocess import normalize
+
+from .balance import balance
+from .batches import ClipSampler, eval_batches, infer
+from .config import TrainConfig
+from .device_augment import Augment, augment
+from .pack import SplitData
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+class ClipSource:
+    def __init__(self, data: SplitData, cfg: TrainConfig, mean: float, std: float, device: torch.device):
+        self.data, self.cfg, self.mean, self.std, self.device = data, cfg, mean, std, device
+        self.sample = balance(data.train_idx, [data.labels[i] for i in data.y[data.train_idx]], cfg.balance, cfg.seed)
+        self.sampler = ClipSampler(data.items, data.pixels, mean, std, cfg.clip_length, cfg.augment, cfg.seed)
+        self.samples = len(self.sample)                                  # per epoch
+        self.steps_per_epoch = math.ceil(self.samples / cfg.batch_size)
+        self.rng: np.random.Generator | None = None
+
+    def start(self, epoch: int, state: dict[str, Any]) -> None:
+        self.rng = np.random.default_rng(self.cfg.seed + epoch)     # a resumed run re-seeds at its epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def order(self) -> np.ndarray:
+        return self.rng.permutation(self.sample)
+
+    def batch(self, order: np.ndarray, step: int, raw: bool = False) -> Batch:
+        bs = self.cfg.batch_size
+        idx = order[step * bs:(step + 1) * bs]
+        clips = self.sampler.clips(idx)                                  # (B, T, S, S) uint8
+        x = torch.from_numpy(normalize(clips, self.mean, self.std)[:, :, None]).to(self.device)
+        y = torch.from_numpy(self.data.y[idx]).to(self.device)
+        r = torch.from_numpy(clips[:, :, None]).to(self.device).float() / 255 if raw else None
+        return x, y, r
+
+    def trial_batch(self) -> torch.Tensor:
+        first = self.data.pixels[self.data.train_idx[:self.cfg.batch_size]]
+        return torch.from_numpy(normalize(first, self.mean, self.std))[:, None, None].to(self.device)
+
+    def val_logits(self, net: nn.Module, amp: bool, flip: bool = False) -> np.ndarray:
+        """Un-augmented single frames, exactly what the device's preprocessing gives (fp32)."""
+        batches = eval_batches(self.data.pixels, self.data.val_idx, self.mean, self.std, 256)
+        return infer(net, (x.flip(-1) if flip else x for x in batches), self.device)
+
+
+class DeviceSource:
+    def __init__(self, data: SplitData, cfg: TrainConfig, mean: float, std: float, device: torch.device):
+        if cfg.clip_length != 1:
+            raise EdgeferError(None, "--batches device trains on single frames", "use --batches clips for --clip-length > 1")
+        self.cfg, self.mean, self.std, self.device = cfg, mean, std, device
+        tr, va = data.train_idx, data.val_idx
+        self.x, self.y = torch.from_numpy(data.pixels[tr]).to(device), torch.from_numpy(data.y[tr]).to(device)
+        self.xv = torch.from_numpy(data.pixels[va]).to(device)
+        positions = balance(np.arange(len(tr)), [data.labels[i] for i in data.y[tr]], cfg.balance, cfg.seed)
+        self.sample = None if cfg.balance == "none" else torch.from_numpy(positions).to(device)
+        self.n = self.samples = len(positions)
+        self.steps_per_epoch = max(1, self.n // cfg.batch_size)
+        self.g = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.aug = Augment()
+
+    def start(self, epoch: int, state: dict[str, Any]) -> None:
+        if "generator" in state:
+            self.g.set_state(state["generator"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.g.get_state()}
+
+    def order(self) -> torch.Tensor:
+        order = torch.randperm(self.n, device=self.device, generator=self.g)
+        return order if self.sample is None else self.sample[order]
+
+    def batch(self, order: torch.Tensor, step: int, raw: bool = False) -> Batch:
+        bs = self.cfg.batch_size
+        idx = order[step * bs:(step + 1) * bs]
+        r = self.x[idx].float()[:, None] / 255                          # (B, 1, S, S) in [0, 1]
+        if self.cfg.augment:
+            r = augment(r, self.aug, self.g)
+        x = (r - self.mean) / self.std
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x[:, None], self.y[idx], r[:, None]
+
+    def _normalize(self, x_u8: torch.Tensor) -> torch.Tensor:
+        """(B, S, S) uint8 -> (B, 1, S, S) float, as the metadata tells the device to normalise."""
+        return (x_u8.float()[:, None] / 255 - self.mean) / self.std
+
+    def trial_batch(self) -> torch.Tensor:
+        return self._normalize(self.x[:self.cfg.batch_size])[:, None]
+
+    @torch.no_grad()
+    def val_logits(self, net: nn.Module, amp: bool, flip: bool = False) -> np.ndarray:
+        net.eval()
+        out = []
+        for i in range(0, len(self.xv), 1024):
+            x = self._normalize(self.xv[i:i + 1024])
+            if flip:
+                x = x.flip(-1)
+            with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp):
+                out.append(net(x[:, None]).float())
+        return torch.cat(out).cpu().numpy()
+
+
+BATCH_SOURCES: dict[str, Callable[..., ClipSource | DeviceSource]] = {
+    "clips": ClipSource,
+    "device": DeviceSource,
+}
+
+
+def batch_source(data: SplitData, cfg: TrainConfig, mean: float, std: float, device: torch.device):
+    if cfg.batches not in BATCH_SOURCES:
+        raise EdgeferError(None, f"unknown batch source '{cfg.batches}'", f"use one of {sorted(BATCH_SOURCES)}")
+    return BATCH_SOURCES[cfg.batches](data, cfg, mean, std, device)
