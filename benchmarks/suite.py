@@ -89,9 +89,10 @@ def run_row(subject: Subject, sets: list[FaceSet], settings: Settings) -> dict[s
             continue
         x = prepare(fs.faces)
         logits = np.concatenate([predict(x[i:i + 64]) for i in range(0, len(x), 64)])
-        # map the subject's label order onto the dataset's: score only shared labels
-        idx = [model_labels.index(lab) for lab in fs.labels]
-        row["_pred"][fs.key] = logits[:, idx].argmax(1)
+        # argmax over every label the model predicts, as `edgefer evaluate` and the daemon do; a
+        # label the dataset does not have (neutral on CK+) is a wrong answer (-1), not skipped
+        to_set = np.array([fs.labels.index(lab) if lab in fs.labels else -1 for lab in model_labels])
+        row["_pred"][fs.key] = to_set[logits.argmax(1)]
     faces = sets[0].faces if sets else np.full((1, 48, 48), 128, np.uint8)
     one = prepare(faces[:1])
     eight = np.concatenate([one] * settings.batch_throughput)

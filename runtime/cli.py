@@ -259,10 +259,13 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = [
-    Command("data", "audit datasets, write split manifests, generate fixtures", "edgefer.train.commands:data", _data_args,
+    Command("data", "audit datasets, write split manifests and packs, make fixtures and uncropped photo sets",
+            "edgefer.train.commands:data", _data_args,
             epilog="examples:\n  edgefer data audit fer2013:../shared/data/fer2013 --json\n"
                    "  edgefer data audit ckplus:../shared/data/ckplus48\n"
-                   "  edgefer data fixture fer2013-folders /tmp/fer-demo"),
+                   "  edgefer data fixture fer2013-folders /tmp/fer-demo\n"
+                   "  edgefer data pack fer2013:../shared/data/fer2013 runs/fer2013.pack     # for edgefer train --data PACK\n"
+                   "  edgefer data uncropped fer2013:../shared/data/fer2013 runs/uncropped --limit 700   # for evaluate --detect"),
     Command("evaluate", "accuracy, macro/per-class P/R/F1, confusion matrix, ROC AUC of a model on a split",
             "edgefer.train.commands:evaluate", _evaluate_args,
             epilog="examples:\n  edgefer evaluate runs/edge/best.pt --data fer2013:../shared/data/fer2013 --split PublicTest --json\n"
