@@ -154,3 +154,21 @@ def test_uncropped_photos_hold_each_face_where_boxes_csv_says(fixture_dir, tmp_p
     assert photo.shape == (360, 480, 3) and side == 48 and row["file"].startswith("test/")
     pasted = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)[y:y + side, x:x + side].astype(float)
     assert np.corrcoef(pasted.ravel(), face.astype(float).ravel())[0, 1] > 0.98   # a faint tint only
+
+
+def test_a_model_records_the_framing_of_the_crops_it_was_trained_on(fixture_dir):
+    """FER2013-trained models get FER2013's framing, CK+-trained ones CK+48's (measured), packs keep it."""
+    from edgefer.runtime.metadata import Preprocessing
+    from edgefer.train import pack
+    from edgefer.train.datasets.ckplus import CROP_FRAMING
+    fer = pack.from_dataset(f"fer2013:{fixture_dir('fer2013-folders')}")
+    ck = pack.from_dataset(f"ckplus:{fixture_dir('ckplus48')}", fold=0)
+    assert fer.preprocessing == Preprocessing()
+    assert (ck.preprocessing.margin, ck.preprocessing.offset_y) == CROP_FRAMING != (fer.preprocessing.margin,
+                                                                                    fer.preprocessing.offset_y)
+
+
+def test_a_pack_keeps_the_contract(fixture_dir, tmp_path):
+    from edgefer.train import pack
+    path = pack.write_pack(f"fer2013:{fixture_dir('fer2013-folders')}", tmp_path / "f.pack")
+    assert pack.read_pack(path).preprocessing == pack.from_dataset(f"fer2013:{fixture_dir('fer2013-folders')}").preprocessing

@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 import json
 import lzma
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.metadata import Preprocessing
 
 from .prepare import is_pack, prepare
 
@@ -31,6 +32,7 @@ class SplitData:
     train_split: str             # split names, for the checkpoint's provenance
     val_split: str
     items: list | None = None    # dataset items (sequence, frame: real clips); a pack has none
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)   # the contract its pixels follow
 
     @property
     def size(self) -> int:
@@ -45,11 +47,13 @@ def from_dataset(spec: str, size: int = 48, seed: int = 0, folds: int = 10, prot
                  fold: int | None = None) -> SplitData:
     """Decode and split a dataset folder: on k-fold datasets `fold` is the test fold, fold+1 selects."""
     ds, decoded, plan, man = prepare(spec, size=size, seed=seed, folds=folds, protocol=protocol)
+    # framing does not change a pre-cropped image's pixels; it is what the model's metadata tells the daemon
+    pre = Preprocessing(*ds.framing) if ds.framing else Preprocessing()
     labels = list(ds.labels)
     y = np.array([labels.index(it.label) for it in ds.items], np.int64)
     return SplitData(decoded.pixels, y, np.array(plan.indices("train", fold)), np.array(plan.indices("val", fold)),
                      labels, spec, man["manifest_sha256"], plan.roles.get("train", "folds"),
-                     plan.roles.get("val", f"fold{fold}+1"), list(ds.items))
+                     plan.roles.get("val", f"fold{fold}+1"), list(ds.items), pre)
 
 
 def write_pack(spec: str, out: Path, size: int = 48, seed: int = 0) -> Path:
@@ -60,7 +64,7 @@ def write_pack(spec: str, out: Path, size: int = 48, seed: int = 0) -> Path:
                            "train k-fold datasets (CK+) from their folder")
     d = from_dataset(spec, size=size, seed=seed)
     meta = {"labels": d.labels, "spec": spec, "manifest_sha256": d.manifest_sha256,
-            "train_split": d.train_split, "val_split": d.val_split}
+            "train_split": d.train_split, "val_split": d.val_split, "preprocessing": asdict(d.preprocessing)}
     buf = io.BytesIO()
     np.savez(buf, pixels=d.pixels, y=d.y, train_idx=d.train_idx, val_idx=d.val_idx,
              meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
@@ -75,8 +79,9 @@ def read_pack(path: Path) -> SplitData:
     except (OSError, lzma.LZMAError, ValueError) as exc:
         raise EdgeferError(path, f"is not a readable data pack ({exc})", "write one with edgefer data pack SPEC OUT") from None
     meta = json.loads(z["meta"].tobytes())
+    pre = Preprocessing.from_dict(meta["preprocessing"], path) if "preprocessing" in meta else Preprocessing()
     return SplitData(z["pixels"], z["y"], z["train_idx"], z["val_idx"], meta["labels"], meta["spec"],
-                     meta["manifest_sha256"], meta["train_split"], meta["val_split"])
+                     meta["manifest_sha256"], meta["train_split"], meta["val_split"], preprocessing=pre)
 
 
 def load(spec: str, size: int | None, seed: int = 0, folds: int = 10, protocol: str = "dataset",

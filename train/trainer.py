@@ -97,6 +97,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
     clock = Clock(state.get("seconds", 0.0))
     sched = schedule(opt, cfg, source.steps_per_epoch, clock)
     meta = ModelMetadata(cfg.model, labels, size, mean, std, clip_length=cfg.clip_length, streaming=entry.streaming,
+                         preprocessing=data.preprocessing,
                          provenance={"dataset": data.spec, "manifest_sha256": data.manifest_sha256, "fold": cfg.fold,
                                      "train_split": data.train_split, "seed": cfg.seed,
                                      "init": str(cfg.init) if cfg.init else None, "prune_ratio": cfg.prune,

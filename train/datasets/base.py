@@ -49,6 +49,10 @@ class Dataset:
     skipped: list[Skip] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)  # source label -> canonical, documented
     paper_size: int = 100          # input side the papers resize this dataset to (CK+: 48)
+    # How this dataset's crops sit on BlazeFace's box: (margin per side, centre offset_y in box
+    # sides), measured with `python -m edgefer.train.framing` (docs/results.md). A model trained
+    # on it records this framing so the daemon cuts faces the same way. None: FER2013's.
+    framing: tuple[float, float] | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
