@@ -9,6 +9,7 @@ prediction) and is reported, never dropped.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -155,14 +156,13 @@ def _photos(cfg: EvalConfig):
     ds = datasets.load(cfg.data)
     plan = splits.plan_splits(ds, cfg.seed, cfg.folds)
     idx = plan.indices(cfg.split, cfg.fold)
-    import hashlib
     h = hashlib.sha256("\n".join(f"{ds.items[i].key}|{ds.items[i].label}" for i in idx).encode()).hexdigest()
     return ds, plan, idx, h
 
 
 def print_result(result: dict, as_json: bool) -> None:
     if as_json:
-        json.dump({k: v for k, v in result.items()}, sys.stdout, indent=2)
+        json.dump(result, sys.stdout, indent=2)
         print()
         return
     det = result.get("detect")
