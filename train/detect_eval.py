@@ -36,7 +36,7 @@ def detect_faces(ds: Dataset, idx: list[int], meta: ModelMetadata, detector_name
     """-> uint8 pixels (found, S, S) of each photo's main face, a found mask over `idx`, and counts.
 
     The defaults are the daemon's (`edgefer run`: detector auto, threshold 0.5, the model's
-    framing). `boxes_out`, when given, receives (item index, Detection | None) per photo."""
+    framing). `boxes_out`, when given, receives (item index, Detection | None, photo | None) per photo."""
     detector = detect.create(detector_name, threshold=threshold)
     pre = framing(meta, margin)
     size = meta.input_size
@@ -51,12 +51,12 @@ def detect_faces(ds: Dataset, idx: list[int], meta: ModelMetadata, detector_name
             counts["unreadable"] += 1
             examples["unreadable"].append(ds.items[i].key)
             if boxes_out is not None:
-                boxes_out.append((i, None))
+                boxes_out.append((i, None, None))
             continue
         dets = detector(frame)
         face = main_face(dets)
         if boxes_out is not None:
-            boxes_out.append((i, face))
+            boxes_out.append((i, face, frame if face is not None else None))
         if face is None:
             counts["no_face"] += 1
             examples["no_face"].append(ds.items[i].key)

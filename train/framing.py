@@ -25,7 +25,7 @@ from edgefer.runtime.metadata import ModelMetadata
 from edgefer.runtime.preprocess import face_pixels
 
 from . import datasets, default_model, splits
-from .detect_eval import detect_faces, read_photo
+from .detect_eval import detect_faces
 from .evaluate import Predictor, targets
 from .uncropped import framing_of, read_boxes
 
@@ -50,18 +50,17 @@ def study(folder: Path, model: str, margins: list[float], offsets: list[float], 
     pasted = read_boxes(folder)
     found_dets: list = []
     _, found, counts = detect_faces(ds, idx, meta, detector, progress=sys.stderr.isatty(), boxes_out=found_dets)
-    geo = np.array([framing_of(d.box, pasted[ds.items[i].key]) for i, d in found_dets if d is not None])
+    found_dets = [(i, d, frame) for i, d, frame in found_dets if d is not None]
+    geo = np.array([framing_of(d.box, pasted[ds.items[i].key]) for i, d, _ in found_dets])
     y = targets([ds.items[i].label for i in idx], meta, str(folder))
     pos = {i: n for n, i in enumerate(idx)}
     rows = []
-    frames = {i: read_photo(ds, i) for i, d in found_dets if d is not None}
     for off in offsets:
         for m in margins:
             pre = dataclasses.replace(meta.preprocessing, margin=m, offset_y=off)
-            px = np.stack([face_pixels(frames[i], d.box, meta.input_size, pre, d.keypoints)
-                           for i, d in found_dets if d is not None])
+            px = np.stack([face_pixels(frame, d.box, meta.input_size, pre, d.keypoints) for _, d, frame in found_dets])
             pred = predict(px).argmax(1)
-            yy = np.array([y[pos[i]] for i, d in found_dets if d is not None])
+            yy = np.array([y[pos[i]] for i, _, _ in found_dets])
             correct = int((pred == yy).sum())
             rows.append({"margin": m, "offset_y": off, "accuracy_end_to_end": correct / len(idx),
                          "accuracy_detected": correct / max(1, len(yy))})
