@@ -56,7 +56,7 @@ class FaceSet:
 
 
 def load_faces(spec: str, split: str, limit: int | None, key: str = "main") -> FaceSet:
-    from edgefer.train.commands import prepare
+    from edgefer.train.prepare import prepare
     ds, decoded, plan, man = prepare(spec, size=48)
     idx = np.array(plan.indices(split))
     if limit:

@@ -37,7 +37,7 @@ def balanced_indices(labels: list[str], n: int, seed: int) -> np.ndarray:
 
 def from_dataset(spec: str, meta: ModelMetadata, split: str, n: int | None, seed: int = 0) -> ImageSet:
     """n images (class-balanced) of a split, or all of it when n is None."""
-    from edgefer.train.commands import prepare
+    from edgefer.train.prepare import prepare
     ds, decoded, plan, _ = prepare(spec, size=meta.input_size, seed=seed)
     idx = np.array(plan.indices(split))
     labels = [ds.items[i].label for i in idx]

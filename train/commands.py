@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from edgefer.runtime.errors import EdgeferError
 
 from . import splits
-from .prepare import is_kfold, is_pack, prepare  # noqa: F401 (prepare: re-exported for callers outside train/)
+from .prepare import is_kfold, is_pack, prepare
 
 if TYPE_CHECKING:
     from .config import TrainConfig

@@ -66,7 +66,7 @@ def study(folder: Path, model: str, margins: list[float], offsets: list[float], 
                          "accuracy_detected": correct / max(1, len(yy))})
     side = np.array([pasted[ds.items[i].key][2] for i in idx])
     hit = found.astype(bool)
-    bins = [(lo, hi) for lo, hi in ((0, 80), (80, 120), (120, 10_000))]
+    bins = ((0, 80), (80, 120), (120, 10_000))
     return {
         "folder": str(folder), "model": model, "photos": len(idx), "detection": counts,
         "found_by_face_side": {f"{lo}-{hi if hi < 10_000 else ''}px": round(float(hit[(side >= lo) & (side < hi)].mean()), 4)

@@ -84,8 +84,6 @@ def write_uncropped(cfg: PasteConfig, progress: bool = True) -> dict:
         labels = np.array([ds.items[i].label for i in idx])
         share = {lab: max(1, round(cfg.limit * np.mean(labels == lab))) for lab in np.unique(labels)}
         idx = np.concatenate([rng.permutation(idx[labels == lab])[:n] for lab, n in share.items()])
-    if ds.items and min(decoded.pixels.shape[1:]) < 8:
-        raise EdgeferError(cfg.spec, "faces are too small to paste", "use a dataset of face crops")
     cfg.out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     with open(cfg.out / "boxes.csv", "w", newline="") as fh:
