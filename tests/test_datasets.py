@@ -16,6 +16,8 @@ EXPECT = {
     "fer2013-csv": ("/fer2013.csv", {"Training", "PublicTest", "PrivateTest"}, LABELS[:7]),
     "fer2013-folders": ("", {"Training", "PublicTest", "PrivateTest"}, LABELS[:7]),
     "ferplus": ("", {"Training", "PublicTest", "PrivateTest"}, LABELS[:7]),
+    "ferplus-layout": ("", {"Training", "PublicTest", "PrivateTest"}, LABELS[:7]),
+    "ferplus-labels": ("", {"Training", "PublicTest", "PrivateTest"}, LABELS[:7]),
     "rafdb": ("", {"train", "test"}, ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")),
     "ckplus48": ("", {""}, ("angry", "disgust", "fear", "happy", "sad", "surprise", "contempt")),
     "ckplus-original": ("", {""}, ("angry", "disgust", "fear", "happy", "sad", "surprise", "contempt")),
@@ -60,6 +62,80 @@ def test_ferplus_majority_votes_and_drops_are_reported(fixture_dir):
     assert len(ds.items) + len(ds.skipped) == total_rows
 
 
+def test_ferplus_three_forms_give_the_same_faces_labels_and_votes(fixture_dir):
+    """Microsoft's layout, its label.csv joined to FER2013's folders by name, and the CSV pair
+    are one dataset: same labels, same vote targets, same pixels for the same FERPlus image."""
+    import numpy as np
+    forms = {f: datasets.load(f"ferplus:{fixture_dir(f)}") for f in ("ferplus", "ferplus-layout", "ferplus-labels")}
+    by_name = {}
+    for form, ds in forms.items():
+        names = {}
+        for it in ds.items:
+            name = it.key.rsplit("/", 1)[1] if "/" in it.key else f"fer{int(it.key[3:]):07d}.png"
+            names[name] = (it.label, it.split, tuple(np.round(ds.votes[it.key], 4)), ds.read(it).tobytes())
+        by_name[form] = names
+    assert by_name["ferplus-layout"] == by_name["ferplus-labels"]
+    common = set(by_name["ferplus"]) & set(by_name["ferplus-layout"])
+    assert len(common) == len(by_name["ferplus-layout"]) > 20
+    assert all(by_name["ferplus"][n] == by_name["ferplus-layout"][n] for n in common)
+    # the joined form remembers FER2013's own label (the folder it sits in), the others from fer2013.csv
+    for form in ("ferplus", "ferplus-labels"):
+        ds = forms[form]
+        assert ds.alt_labels and all(ds.alt_labels[it.key] == it.label for it in ds.items)   # fixture votes agree
+    assert forms["ferplus-layout"].alt_labels is None
+
+
+def test_ferplus_drops_are_counted_with_file_and_row(fixture_dir):
+    ds = datasets.load(f"ferplus:{fixture_dir('ferplus-layout')}")
+    reasons = [s.reason for s in ds.skipped]
+    assert any("all votes are zero" == r for r in reasons)
+    assert any(r.startswith("names fer") and "which is not in" in r for r in reasons)
+    assert all(":" in s.path and s.path.split(":")[-1].isdigit() for s in ds.skipped)   # file:row
+    rows = sum(sum(1 for _ in open(p)) for p in fixture_dir("ferplus-layout").glob("*/label.csv"))
+    assert len(ds.items) + len(ds.skipped) == rows
+
+
+def test_ferplus_votes_are_outlier_free_shares():
+    import numpy as np
+    from edgefer.train.datasets.ferplus import EMOTIONS, emotion_distribution
+    d = emotion_distribution(np.array([4, 0, 0, 1, 3, 2, 0, 0, 0, 0]))      # sadness' single vote is an outlier
+    assert d.sum() == pytest.approx(1) and d[EMOTIONS.index("sad")] == 0
+    assert d[EMOTIONS.index("neutral")] == pytest.approx(4 / 9)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "FER2013Valid" / "label.csv").unlink(), "has no label.csv"),
+    (lambda d: _rewrite(d, lambda row: row[:-1]), "has 9 vote columns, not 10"),
+    (lambda d: _rewrite(d, lambda row: row[:2] + ["x"] + row[3:]), "vote counts are not numbers"),
+])
+def test_ferplus_bad_layout_is_a_one_line_error_naming_file_and_row(fixture_dir, tmp_path, damage, message):
+    d = tmp_path / "fp"
+    shutil.copytree(fixture_dir("ferplus-layout"), d)
+    damage(d)
+    with pytest.raises(EdgeferError) as e:
+        datasets.load(f"ferplus:{d}")
+    assert message in str(e.value) and "\n" not in str(e.value)
+    if "vote" in message:
+        assert "FER2013Train/label.csv:1" in str(e.value)
+
+
+def test_ferplus_labels_without_images_name_the_fix(fixture_dir, tmp_path):
+    d = tmp_path / "labels-only"
+    for sub in ("FER2013Train", "FER2013Valid"):
+        (d / sub).mkdir(parents=True)
+        shutil.copy(fixture_dir("ferplus-layout") / sub / "label.csv", d / sub / "label.csv")
+    with pytest.raises(EdgeferError, match="ferplus-layout.py|fer2013="):
+        datasets.load(f"ferplus:{d}")
+
+
+def _rewrite(d, change):
+    path = d / "FER2013Train" / "label.csv"
+    rows = list(csv.reader(open(path)))
+    rows[0] = change(rows[0])
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+
+
 def test_ferplus_majority_rule():
     import numpy as np
     from edgefer.train.datasets.ferplus import majority
@@ -67,6 +143,8 @@ def test_ferplus_majority_rule():
     assert majority(np.array([5, 5, 0, 0, 0, 0, 0, 0, 0, 0])) is None       # tie: no strict majority
     assert majority(np.array([0, 0, 0, 0, 0, 0, 0, 0, 9, 1])) is None       # unknown
     assert majority(np.array([0, 0, 0, 0, 0, 0, 0, 7, 3, 0])) == "contempt"
+    # single votes are outliers, dropped before the majority test (FERPlus' ferplus.py)
+    assert majority(np.array([5, 1, 1, 1, 1, 1, 0, 0, 0, 0])) == "neutral"
 
 
 def test_ckplus_crops_carry_subject_sequence_frame(fixture_dir):

@@ -51,3 +51,22 @@ def test_ckplus_without_contempt_is_927_faces_with_54_reported():
     ds = datasets.load(f"ckplus:{shared('ckplus48')}?exclude=contempt")
     assert len(ds.items) == 981 - CK_CLASSES["contempt"] == 927
     assert [s.reason for s in ds.skipped] == ["label 'contempt' excluded by ?exclude="] * 54
+
+
+def test_ferplus_labels_join_fer2013_faces_by_name():
+    """The shared FERPlus copy is label.csv files only: the loader joins them to FER2013's faces by
+    image name, keeps FERPlus' majority faces, and reports the one label row with no face."""
+    from collections import Counter
+
+    from edgefer.train import datasets
+
+    shared("fer2013")
+    ds = datasets.load(f"ferplus:{shared('ferplus')}")
+    splits = Counter(it.split for it in ds.items)
+    assert splits == {"Training": 25044, "PublicTest": 3191}
+    missing = [s for s in ds.skipped if "not among FER2013" in s.reason]
+    assert len(missing) == 1 and "fer0006953.png" in missing[0].reason
+    assert len(ds.labels) == 8 and "contempt" in ds.labels
+    # FERPlus and FER2013 agree on about two thirds of the faces (the label noise FERPlus fixes)
+    agree = sum(ds.alt_labels[it.key] == it.label for it in ds.items) / len(ds.items)
+    assert 0.6 < agree < 0.75

@@ -119,7 +119,8 @@ def list_models() -> str:
 # flags that map one-to-one onto TrainConfig fields (None: not given, the recipe's default stands)
 _OPTIONS = ("preset", "size", "fold", "folds", "seed", "batches", "batch_size", "clip_length", "balance", "optimizer",
             "lr", "weight_decay", "label_smoothing", "schedule", "epochs", "minutes", "warmup", "ema", "patience",
-            "prune", "prune_method", "kd_alpha", "kd_temperature", "weight_fake_quant", "device", "threads", "log_every")
+            "prune", "prune_method", "kd_alpha", "kd_temperature", "weight_fake_quant", "device", "threads", "log_every",
+            "camera", "vote_targets", "alt_label_weight")
 
 
 def _train_config(args: argparse.Namespace, default_out: str) -> TrainConfig:

@@ -26,6 +26,24 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+# camera-like augmentation families (camera_augment.FAMILIES; a test holds them equal)
+CAMERA_FAMILIES = ("framing", "lowres", "blur", "noise", "jpeg", "light", "tone")
+
+
+def camera_families(text: str) -> tuple[str, ...]:
+    """`all`, `none`, `a,b`, or `all-a,b` (every family but those: the ablation's rows)."""
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    base, minus = (CAMERA_FAMILIES, text[4:]) if text.startswith("all-") else ((CAMERA_FAMILIES, "") if text == "all" else ((), text))
+    names = [n.strip() for n in minus.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CAMERA_FAMILIES]
+    if unknown:
+        raise EdgeferError(None, f"camera augmentation {unknown} is not one of {list(CAMERA_FAMILIES)}",
+                           "pass --camera all | none | FAMILY,FAMILY | all-FAMILY")
+    return tuple(f for f in base if f not in names) if base else tuple(f for f in CAMERA_FAMILIES if f in names)
+
+
 @dataclass
 class TrainConfig:
     # ---- what, on what
@@ -43,6 +61,7 @@ class TrainConfig:
     batches: str = "clips"                       # batch source (sources.BATCH_SOURCES): clips (CPU) | device
     batch_size: int = 64
     augment: bool = True                         # training augmentation (the source's own kind)
+    camera: str = "none"                         # camera-like augmentation families (device_augment.CAMERA): all | none | a,b,...
     clip_length: int = 1                         # T of training clips (clips source only)
     balance: str = "none"                        # none | oversample | downsample (training split only)
     # ---- optimisation
@@ -50,6 +69,8 @@ class TrainConfig:
     lr: float = 1e-3                             # peak learning rate
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
+    vote_targets: bool = True                    # datasets with crowd votes (FERPlus): train on the vote shares (soft cross-entropy)
+    alt_label_weight: float = 0.0                # mix this weight of the dataset's other label set (FERPlus faces: FER2013's) into the target
     schedule: str = "one-cycle"                  # schedules.SCHEDULES: one-cycle (over epochs) | cosine-budget (over minutes)
     epochs: int | None = 30                      # one-cycle: its length; cosine-budget: a cap (None: the budget alone)
     minutes: float | None = None                 # wall-clock budget; one-cycle stops after the epoch that exceeds it
@@ -80,6 +101,10 @@ class TrainConfig:
                 raise EdgeferError(None, f"{key} '{value}' is not one of {list(allowed)}",
                                    f"pass --{key.replace('_', '-')} {' | '.join(allowed)}")
 
+        camera_families(self.camera)
+        if not 0.0 <= self.alt_label_weight <= 1.0:
+            raise EdgeferError(None, f"alt_label_weight {self.alt_label_weight} is not in [0, 1]", "pass --alt-label-weight 0..1")
+
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
 
@@ -89,7 +114,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "clips": {},
     "resident": {"batches": "device", "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "batch_size": 128,
                  "label_smoothing": 0.1, "schedule": "cosine-budget", "minutes": 7.0, "epochs": None,
-                 "warmup": 0.03, "ema": 0.999, "patience": None, "log_every": 5},
+                 "warmup": 0.03, "ema": 0.999, "patience": None, "log_every": 5, "camera": "all"},
 }
 
 

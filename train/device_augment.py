@@ -24,6 +24,7 @@ class Augment:
     brightness: float = 0.1
     erase_p: float = 0.5          # random erasing: one rectangle of 2-20% of the area
     erase_area: tuple[float, float] = (0.02, 0.2)
+    aspect: float = 0.0           # box aspect jitter: width and height scaled apart by U(1 +- aspect)
 
 
 def augment(x: torch.Tensor, a: Augment, g: torch.Generator) -> torch.Tensor:
@@ -32,7 +33,8 @@ def augment(x: torch.Tensor, a: Augment, g: torch.Generator) -> torch.Tensor:
     u = lambda lo, hi: torch.rand(b, device=dev, generator=g) * (hi - lo) + lo  # noqa: E731
     ang = u(-a.rotate, a.rotate) * math.pi / 180
     s = u(*a.scale)
-    sx = s * (torch.where(torch.rand(b, device=dev, generator=g) < 0.5, -1.0, 1.0) if a.flip else 1.0)
+    asp = u(1 - a.aspect, 1 + a.aspect) if a.aspect else 1.0
+    sx = s * asp * (torch.where(torch.rand(b, device=dev, generator=g) < 0.5, -1.0, 1.0) if a.flip else 1.0)
     cos, sin = torch.cos(ang), torch.sin(ang)
     # affine_grid maps output coords to input coords: zooming in by s means sampling a 1/s region
     theta = torch.stack([torch.stack([cos / sx, -sin / s, u(-a.shift, a.shift) * 2], 1),

@@ -23,7 +23,8 @@ EXPRESSION = {
 }
 
 # format -> dataset registry name that reads it
-FORMATS = {"fer2013-csv": "fer2013", "fer2013-folders": "fer2013", "ferplus": "ferplus", "rafdb": "rafdb",
+FORMATS = {"fer2013-csv": "fer2013", "fer2013-folders": "fer2013", "ferplus": "ferplus", "ferplus-layout": "ferplus",
+           "ferplus-labels": "ferplus", "rafdb": "rafdb",
            "ckplus48": "ckplus", "ckplus-original": "ckplus", "folder": "folder"}
 
 
@@ -67,6 +68,27 @@ def _write_fer_csv(path: Path, rows: list[tuple[int, np.ndarray, str]]) -> None:
             w.writerow([code, " ".join(map(str, img.ravel())), usage])
 
 
+VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+_VOTE_OF = {"angry": 4, "disgust": 5, "fear": 6, "happy": 1, "sad": 3, "surprise": 2, "neutral": 0}
+
+
+def _votes(n: int, code: int) -> list[int]:
+    """FERPlus-style votes for fixture row n of FER2013 class `code`: mostly a clear majority with
+    a second opinion and a single-vote outlier; every 17th row unknown, tied or all zero (dropped)."""
+    votes = [0] * 10
+    if n % 17 == 5:
+        votes[8] = 10                                  # unknown: dropped
+    elif n % 17 == 9:
+        votes[0], votes[1] = 5, 5                      # no strict majority: dropped
+    elif n % 17 == 11:
+        pass                                           # all zero: dropped
+    else:
+        votes[_VOTE_OF[LABELS[code]]] = 7
+        votes[0 if code != 6 else 1] += 2
+        votes[7] += 1                                  # a single vote: an outlier FERPlus removes
+    return votes
+
+
 def write_fixture(fmt: str, out: Path, per_class: int = 12, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,24 +104,37 @@ def write_fixture(fmt: str, out: Path, per_class: int = 12, seed: int = 0) -> Pa
     if fmt == "ferplus":
         rows = _fer_rows(per_class, rng)
         _write_fer_csv(out / "fer2013.csv", rows)
-        columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
-        ours = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
-                "anger": "angry", "disgust": "disgust", "fear": "fear", "contempt": "contempt"}
         with open(out / "fer2013new.csv", "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["Usage", "Image name"] + columns)
+            w.writerow(["Usage", "Image name"] + list(VOTE_COLUMNS))
             for n, (code, _, usage) in enumerate(rows):
-                votes = [0] * 10
-                if n % 17 == 5:
-                    votes[8] = 10                      # unknown: dropped
-                elif n % 17 == 9:
-                    votes[0], votes[1] = 5, 5          # no strict majority: dropped
-                else:
-                    votes[[k for k, c in enumerate(columns) if ours.get(c) == LABELS[code]][0]] = 8
-                    votes[0 if code != 6 else 1] += 2
                 name = "" if n % 17 == 13 else f"fer{n:07d}.png"  # FERPlus removed it
-                w.writerow([usage, name] + votes)
+                w.writerow([usage, name] + _votes(n, code))
         return out
+    if fmt in ("ferplus-layout", "ferplus-labels"):
+        # Microsoft's generator layout: FER2013{Train,Valid,Test}/label.csv (no header) beside fer*.png;
+        # -labels: the same label.csv files alone, faces in a sibling Kaggle-layout fer2013/ folder
+        rows = _fer_rows(per_class, rng)
+        root = out / "ferplus" if fmt == "ferplus-labels" else out
+        folders = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+        writers = {}
+        for usage, folder in folders.items():
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            fh = open(root / folder / "label.csv", "w", newline="")
+            writers[usage] = (fh, csv.writer(fh))
+        for n, (code, img, usage) in enumerate(rows):
+            name = f"fer{n:07d}.png"
+            if n % 17 != 13:                           # a label row whose image is missing: counted, not fatal
+                if fmt == "ferplus-layout":
+                    cv2.imwrite(str(root / folders[usage] / name), img)
+                else:
+                    d = out / "fer2013" / ("train" if usage == "Training" else "test") / LABELS[code]
+                    d.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(d / f"{usage}_{name}"), img)
+            writers[usage][1].writerow([name, "(0, 0, 48, 48)"] + _votes(n, code))
+        for fh, _ in writers.values():
+            fh.close()
+        return root
     if fmt == "rafdb":
         (out / "EmoLabel").mkdir(exist_ok=True)
         (out / "Image" / "aligned").mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,9 @@ class SplitData:
     val_split: str
     items: list | None = None    # dataset items (sequence, frame: real clips); a pack has none
     preprocessing: Preprocessing = field(default_factory=Preprocessing)   # the contract its pixels follow
+    votes: np.ndarray | None = None     # (N, len(labels)) float32 crowd-vote shares (FERPlus), the soft targets
+    alt_y: np.ndarray | None = None     # (N,) int64 another label set's index into labels (FERPlus faces:
+                                        # FER2013's label), -1 where none; None without one
 
     @property
     def size(self) -> int:
@@ -53,7 +56,24 @@ def from_dataset(spec: str, size: int = 48, seed: int = 0, folds: int = 10, prot
     y = np.array([labels.index(it.label) for it in ds.items], np.int64)
     return SplitData(decoded.pixels, y, np.array(plan.indices("train", fold)), np.array(plan.indices("val", fold)),
                      labels, spec, man["manifest_sha256"], plan.roles.get("train", "folds"),
-                     plan.roles.get("val", f"fold{fold}+1"), list(ds.items), pre)
+                     plan.roles.get("val", f"fold{fold}+1"), list(ds.items), pre, *vote_arrays(ds, labels))
+
+
+def vote_arrays(ds, labels: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The dataset's vote shares over `labels` and its other label set as indices (None, None without them)."""
+    votes = alt = None
+    if ds.votes is not None:
+        votes = np.zeros((len(ds.items), len(labels)), np.float32)
+        cols = [labels.index(lab) if lab in labels else -1 for lab in ds.vote_labels]
+        for n, it in enumerate(ds.items):
+            for share, c in zip(ds.votes[it.key], cols):
+                if c >= 0:
+                    votes[n, c] += share
+        votes /= np.maximum(votes.sum(1, keepdims=True), 1e-9)
+    if ds.alt_labels is not None:
+        alt = np.array([labels.index(ds.alt_labels[it.key]) if ds.alt_labels.get(it.key) in labels else -1
+                        for it in ds.items], np.int64)
+    return votes, alt
 
 
 def write_pack(spec: str, out: Path, size: int = 48, seed: int = 0) -> Path:
@@ -66,8 +86,9 @@ def write_pack(spec: str, out: Path, size: int = 48, seed: int = 0) -> Path:
     meta = {"labels": d.labels, "spec": spec, "manifest_sha256": d.manifest_sha256,
             "train_split": d.train_split, "val_split": d.val_split, "preprocessing": asdict(d.preprocessing)}
     buf = io.BytesIO()
+    extra = {k: v for k, v in (("votes", d.votes), ("alt_y", d.alt_y)) if v is not None}
     np.savez(buf, pixels=d.pixels, y=d.y, train_idx=d.train_idx, val_idx=d.val_idx,
-             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME))
     return out
@@ -81,7 +102,8 @@ def read_pack(path: Path) -> SplitData:
     meta = json.loads(z["meta"].tobytes())
     pre = Preprocessing.from_dict(meta["preprocessing"], path) if "preprocessing" in meta else Preprocessing()
     return SplitData(z["pixels"], z["y"], z["train_idx"], z["val_idx"], meta["labels"], meta["spec"],
-                     meta["manifest_sha256"], meta["train_split"], meta["val_split"], preprocessing=pre)
+                     meta["manifest_sha256"], meta["train_split"], meta["val_split"], preprocessing=pre,
+                     votes=z["votes"] if "votes" in z else None, alt_y=z["alt_y"] if "alt_y" in z else None)
 
 
 def load(spec: str, size: int | None, seed: int = 0, folds: int = 10, protocol: str = "dataset",

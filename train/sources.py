@@ -25,11 +25,30 @@ from edgefer.runtime.preprocess import normalize
 
 from .balance import balance
 from .batches import ClipSampler, eval_batches, infer
-from .config import TrainConfig
+from .camera_augment import camera, framing
+from .config import TrainConfig, camera_families
 from .device_augment import Augment, augment
 from .pack import SplitData
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+def training_targets(data: SplitData, cfg: TrainConfig) -> np.ndarray:
+    """What each item trains towards: its label index (N,) int64, or where the dataset has
+    crowd votes and `vote_targets` is on, the (N, C) float32 vote shares, with
+    `alt_label_weight` of the other label set's one-hot mixed in where an item has one."""
+    if data.votes is None or not cfg.vote_targets:
+        if cfg.alt_label_weight and data.alt_y is not None:
+            raise EdgeferError(None, "--alt-label-weight mixes into vote targets", "leave --vote-targets on")
+        return data.y
+    t = data.votes.astype(np.float32).copy()
+    if cfg.alt_label_weight and data.alt_y is not None:
+        has = data.alt_y >= 0
+        onehot = np.zeros_like(t)
+        onehot[np.flatnonzero(has), data.alt_y[has]] = 1
+        w = cfg.alt_label_weight
+        t[has] = (1 - w) * t[has] + w * onehot[has]
+    return t
 
 
 class ClipSource:
@@ -37,6 +56,10 @@ class ClipSource:
         self.data, self.cfg, self.mean, self.std, self.device = data, cfg, mean, std, device
         self.sample = balance(data.train_idx, [data.labels[i] for i in data.y[data.train_idx]], cfg.balance, cfg.seed)
         self.sampler = ClipSampler(data.items, data.pixels, mean, std, cfg.clip_length, cfg.augment, cfg.seed)
+        self.targets = training_targets(data, cfg)
+        if camera_families(cfg.camera):
+            raise EdgeferError(None, "--camera augmentation runs on the device batch source",
+                               "pass --batches device (or --recipe resident), or --camera none")
         self.samples = len(self.sample)                                  # per epoch
         self.steps_per_epoch = math.ceil(self.samples / cfg.batch_size)
         self.rng: np.random.Generator | None = None
@@ -55,7 +78,7 @@ class ClipSource:
         idx = order[step * bs:(step + 1) * bs]
         clips = self.sampler.clips(idx)                                  # (B, T, S, S) uint8
         x = torch.from_numpy(normalize(clips, self.mean, self.std)[:, :, None]).to(self.device)
-        y = torch.from_numpy(self.data.y[idx]).to(self.device)
+        y = torch.from_numpy(self.targets[idx]).to(self.device)
         r = torch.from_numpy(clips[:, :, None]).to(self.device).float() / 255 if raw else None
         return x, y, r
 
@@ -75,14 +98,15 @@ class DeviceSource:
             raise EdgeferError(None, "--batches device trains on single frames", "use --batches clips for --clip-length > 1")
         self.cfg, self.mean, self.std, self.device = cfg, mean, std, device
         tr, va = data.train_idx, data.val_idx
-        self.x, self.y = torch.from_numpy(data.pixels[tr]).to(device), torch.from_numpy(data.y[tr]).to(device)
+        self.x, self.y = torch.from_numpy(data.pixels[tr]).to(device), torch.from_numpy(training_targets(data, cfg)[tr]).to(device)
         self.xv = torch.from_numpy(data.pixels[va]).to(device)
         positions = balance(np.arange(len(tr)), [data.labels[i] for i in data.y[tr]], cfg.balance, cfg.seed)
         self.sample = None if cfg.balance == "none" else torch.from_numpy(positions).to(device)
         self.n = self.samples = len(positions)
         self.steps_per_epoch = max(1, self.n // cfg.batch_size)
         self.g = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.aug = Augment()
+        self.families = camera_families(cfg.camera)
+        self.aug = framing(Augment()) if "framing" in self.families else Augment()
 
     def start(self, epoch: int, state: dict[str, Any]) -> None:
         if "generator" in state:
@@ -100,7 +124,7 @@ class DeviceSource:
         idx = order[step * bs:(step + 1) * bs]
         r = self.x[idx].float()[:, None] / 255                          # (B, 1, S, S) in [0, 1]
         if self.cfg.augment:
-            r = augment(r, self.aug, self.g)
+            r = camera(augment(r, self.aug, self.g), self.families, self.g)
         x = (r - self.mean) / self.std
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)

@@ -53,6 +53,13 @@ class Dataset:
     # sides), measured with `python -m edgefer.train.framing` (docs/results.md). A model trained
     # on it records this framing so the daemon cuts faces the same way. None: FER2013's.
     framing: tuple[float, float] | None = None
+    # Crowd votes (FERPlus): item key -> share of each of `vote_labels` (sums to 1), the soft
+    # training target; None where a dataset has one label per image.
+    votes: dict[str, np.ndarray] | None = None
+    vote_labels: tuple[str, ...] = ()
+    # Another label set for the same images (FERPlus faces: FER2013's own label), to score a
+    # model against both; None where there is none.
+    alt_labels: dict[str, str] | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
