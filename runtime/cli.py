@@ -254,9 +254,10 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                                    "(with PATH.peer.json)")
     p.add_argument("--data", help="dataset for accuracy, e.g. fer2013:../shared/data/fer2013 (" + DATASET_HELP + ")")
     p.add_argument("--split", default="PublicTest", help="split for accuracy (default PublicTest)")
-    p.add_argument("--cross", action="append", metavar="SPEC", help="also score every row on split `all` of this dataset "
-                                                                     "(repeatable; a `NAME acc` column), e.g. "
-                                                                     "'ckplus:../shared/data/ckplus48?exclude=contempt'")
+    p.add_argument("--cross", action="append", metavar="SPEC[@SPLIT]",
+                   help="also score every row on split `all` of this dataset, or on SPLIT (repeatable; a `NAME acc` "
+                        "column), e.g. 'ckplus:../shared/data/ckplus48?exclude=contempt' or "
+                        "'ferplus:../shared/data/ferplus?exclude=contempt@PublicTest'")
     p.add_argument("--threads", type=int, default=1, help="threads for every backend (default 1)")
     p.add_argument("--streaming", metavar="MODEL", help="per-frame cost vs window length T=1..32 (default: an .onnx, or default)")
     p.add_argument("--e2e", metavar="VIDEO", help="run the daemon's pipeline on this video, looped")

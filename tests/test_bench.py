@@ -127,3 +127,12 @@ def test_cross_dataset_accuracy_beside_the_main_split(small_artifacts, small_edg
     assert all(r["ckplus_accuracy"] and not r["ckplus-2_accuracy"] and "contempt" in r["ckplus-2_note"] for r in rows)
     table = (tmp_path / "o" / "table.md").read_text()
     assert "| ckplus acc | ckplus-2 acc |" in table and "ckplus-2 acc not scored" in table
+
+
+def test_cross_spec_may_name_a_split():
+    """`--cross SPEC@SPLIT` scores one split of another labelling (FERPlus PublicTest); a bare
+    SPEC, or an @ inside a path, stays split `all`."""
+    from edgefer.benchmarks.suite import cross_split
+    assert cross_split("ferplus:../d/ferplus?exclude=contempt@PublicTest") == ("ferplus:../d/ferplus?exclude=contempt", "PublicTest")
+    assert cross_split("ckplus:../d/ckplus48") == ("ckplus:../d/ckplus48", "all")
+    assert cross_split("folder:/home/a@b.c/photos") == ("folder:/home/a@b.c/photos", "all")
