@@ -90,6 +90,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default="auto", help="with --detect: auto, blazeface or haar (default: %(default)s, as the daemon)")
     p.add_argument("--detect-threshold", type=float, default=0.5, help="with --detect: detector score threshold (default: %(default)s)")
     p.add_argument("--margin", type=float, help="with --detect: override the model's framing margin (fraction of the box per side)")
+    p.add_argument("--ignore-label", action="append", default=[], metavar="LABEL",
+                   help="the model never predicts LABEL (its logit is masked), e.g. an 8-class model scored as a "
+                        "7-class one without contempt (repeatable)")
     p.add_argument("--out", help="folder for metrics.json, summary.md and plots (default: runs/eval/<model>-<data>-<split>)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)

@@ -143,3 +143,27 @@ def test_label_mix_probe_trades_one_label_set_for_the_other(ferplus_pack, small_
     assert [row["alt_label_weight"] for row in r] == [0.0, 1.0]
     assert all(0 <= row["ferplus_acc"] <= 1 and row["n"] > 0 for row in r)
     assert r[1]["fer2013_acc"] >= r[0]["fer2013_acc"] - 1e-9
+
+
+def test_prior_adjustment_is_chosen_on_the_selection_sets_and_baked_into_the_head(ferplus_pack, fixture_dir, tmp_path):
+    """tau = 0 is the model unchanged; the written checkpoint's head bias moved by exactly
+    -tau * log(prior) for the tau with the best mean selection accuracy."""
+    from edgefer.runtime.metadata import ModelMetadata
+    from edgefer.train import models, prior_adjust
+    d = pack.read_pack(ferplus_pack)
+    torch.manual_seed(0)
+    model = models.create("edge", len(d.labels), **SMALL_EDGE)
+    ckpt = checkpoint.save(tmp_path / "m.pt", model, "edge", SMALL_EDGE, ModelMetadata("edge", d.labels, 48, 0.5, 0.25))
+    spec = f"ferplus:{fixture_dir('ferplus-labels', per_class=8)}"
+    out = tmp_path / "adj.pt"
+    assert prior_adjust.main([str(ckpt), "--prior", str(ferplus_pack), "--select", f"{spec}@PublicTest",
+                              "--select", f"{spec}@Training", "--taus", "0,0.5,1", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".adjust.json").read_text())
+    best = max(report["rows"], key=lambda r: r["mean"])
+    assert report["chosen_tau"] == best["tau"]
+    prior = np.array(list(report["prior"].values()))
+    assert prior.min() >= 0.02 * 0.99 and prior.sum() == pytest.approx(1, abs=1e-3)
+    before = checkpoint.load(ckpt)[0].head.bias.detach().numpy()
+    after, meta = checkpoint.load(out)
+    assert np.allclose(after.head.bias.detach().numpy(), before - best["tau"] * np.log(prior), atol=1e-3)
+    assert meta.provenance["logit_adjustment"]["tau"] == best["tau"]

@@ -102,3 +102,27 @@ def test_drop_leaked_scores_only_images_without_a_training_copy(fixture_dir, tin
                   "--out", tmp_path / "b")
     clean = json.loads(res.stdout)
     assert clean["dropped_leaked"] >= 1 and clean["n"] + clean["dropped_leaked"] == full["n"] == 15
+
+
+def test_ignore_label_masks_the_model_choice(fixture_dir, tmp_path):
+    """An 8-class model scored as 7-class: with --ignore-label contempt no face is ever
+    predicted contempt, and faces it did call contempt move to another class."""
+    torch.manual_seed(0)
+    model = models.create("tiny", 8)
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias[LABELS.index("contempt")] += 50.0                         # calls every face contempt
+    ckpt = checkpoint.save(tmp_path / "tiny8.pt", model, "tiny", {}, ModelMetadata("tiny", list(LABELS[:8]), 48, 0.5, 0.25))
+    data = f"fer2013:{fixture_dir('fer2013-folders')}"
+    runs = {}
+    for tag, extra in (("all", []), ("masked", ["--ignore-label", "contempt"])):
+        res = run_cli("evaluate", ckpt, "--data", data, "--split", "Training", "--json", "--out", tmp_path / tag,
+                      *extra, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        runs[tag] = json.loads(res.stdout)
+    c = LABELS.index("contempt")
+    assert np.array(runs["all"]["confusion_matrix"])[:, c].sum() == runs["all"]["n"] and runs["all"]["accuracy"] == 0
+    assert np.array(runs["masked"]["confusion_matrix"])[:, c].sum() == 0
+    assert runs["masked"]["ignored_labels"] == ["contempt"]
+    bad = run_cli("evaluate", ckpt, "--data", data, "--split", "Training", "--ignore-label", "pride", cwd=tmp_path)
+    assert bad.returncode == 2 and "not among the model's labels" in bad.stderr

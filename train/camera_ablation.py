@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg: TrainConfig = from_recipe("resident", model="edge", data=a.data, out=out, init=init, device="cpu",
                                            optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup=0.05,
                                            minutes=a.minutes, camera=fams, seed=seed, alt_label_weight=a.alt_label_weight,
-                                           weight_fake_quant="mixed", log_every=1, progress=False, threads=a.threads)
+                                           weight_fake_quant="mixed", log_every=1, progress=False, threads=a.threads,
+                                           ema=0.0)     # a short run's average lags its start: score the run's own weights
             print(f"== {name}: --camera {fams} --seed {seed}", flush=True)
             train(cfg)
         done.append({"row": name, "camera": fams, "seed": seed, "checkpoint": str(out / "best.pt")})

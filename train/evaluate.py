@@ -51,6 +51,7 @@ class EvalConfig:
     seed: int = 0
     folds: int = 10
     progress: bool = True
+    ignore_labels: tuple[str, ...] = ()   # never predicted: their logits are masked (8 classes scored as 7)
 
 
 def targets(labels_of_items: list[str], meta: ModelMetadata, where: str) -> np.ndarray:
@@ -119,6 +120,22 @@ def open_model(model: str, batch_size: int) -> tuple[Predictor | PeerPredictor, 
     return Predictor(path, batch_size), model if model == "default" else path.stem
 
 
+def masked(predict, labels: list[str], ignore: tuple[str, ...]):
+    """`predict` whose logits of the `ignore` labels are -1e9: the model chooses among the rest."""
+    unknown = [lab for lab in ignore if lab not in labels]
+    if unknown:
+        raise EdgeferError(None, f"--ignore-label {unknown} is not among the model's labels {list(labels)}",
+                           "name labels the model predicts")
+    cols = [labels.index(lab) for lab in ignore]
+
+    def run(pixels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        logits = np.array(predict(pixels, idx), np.float64)
+        logits[:, cols] = -1e9
+        return logits
+    run.path, run.meta, run.record = predict.path, predict.meta, {**predict.record, "ignored_labels": list(ignore)}
+    return run
+
+
 def _with_no_face(logits: np.ndarray, found: np.ndarray) -> np.ndarray:
     """Logits over the model's labels + a `(no face)` column that wins exactly where no face was found."""
     out = np.full((len(found), logits.shape[1] + 1), -1e9, np.float64)
@@ -131,6 +148,9 @@ def run_evaluation(cfg: EvalConfig) -> dict:
     """Score one split; writes the output folder and returns the metrics record."""
     predict, name = open_model(cfg.model, cfg.batch_size)
     model_path, meta = predict.path, predict.meta
+    if cfg.ignore_labels:
+        predict = masked(predict, meta.labels, cfg.ignore_labels)
+        name += "-no-" + "-".join(cfg.ignore_labels)
     if cfg.detect:
         from .detect_eval import detect_faces
         if cfg.drop_leaked:
