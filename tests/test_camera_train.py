@@ -167,3 +167,18 @@ def test_prior_adjustment_is_chosen_on_the_selection_sets_and_baked_into_the_hea
     after, meta = checkpoint.load(out)
     assert np.allclose(after.head.bias.detach().numpy(), before - best["tau"] * np.log(prior), atol=1e-3)
     assert meta.provenance["logit_adjustment"]["tau"] == best["tau"]
+
+
+def test_warm_start_into_another_label_set_keeps_the_shared_labels_rows(small_edge_checkpoint, tmp_path):
+    """FER2013 (7) -> FERPlus (8): the seven shared labels keep their trained head rows,
+    in the new order; only contempt starts fresh."""
+    from edgefer.runtime.labels import LABELS
+    from edgefer.train.start import initial_model
+    src = checkpoint.load_payload(small_edge_checkpoint)["state_dict"]
+    labels = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
+    cfg = TrainConfig(model="edge", data="x", init=small_edge_checkpoint)
+    model = initial_model(cfg, SMALL_EDGE, labels, 48)
+    for dst, lab in enumerate(labels[:7]):
+        assert torch.equal(model.head.weight[dst], src["head.weight"][LABELS.index(lab)])
+        assert torch.equal(model.head.bias[dst], src["head.bias"][LABELS.index(lab)])
+    assert not any(torch.equal(model.head.weight[7], src["head.weight"][i]) for i in range(7))

@@ -63,6 +63,24 @@ def warm_start(model: nn.Module, source: Path, payload: dict[str, Any] | None = 
     return len(matched)
 
 
+def head_rows_by_label(model: nn.Module, payload: dict[str, Any], labels: list[str]) -> int:
+    """Another label set: copy the label head's row (and bias) of every label both share, so a
+    7-class FER2013 model warm-starts an 8-class FERPlus one with only contempt's row fresh.
+    Returns how many labels were carried over (0 when the head's shapes already matched)."""
+    src_labels = list(payload["metadata"]["labels"])
+    head = getattr(model, "head", None)
+    w, b = payload["state_dict"].get("head.weight"), payload["state_dict"].get("head.bias")
+    if src_labels == labels or not isinstance(head, nn.Linear) or w is None or w.shape[1:] != head.weight.shape[1:]:
+        return 0
+    shared = [(labels.index(lab), i) for i, lab in enumerate(src_labels) if lab in labels]
+    with torch.no_grad():
+        for dst, src in shared:
+            head.weight[dst] = w[src]
+            if b is not None and head.bias is not None:
+                head.bias[dst] = b[src]
+    return len(shared)
+
+
 def initial_model(cfg: TrainConfig, kwargs: dict[str, Any], labels: list[str], size: int) -> nn.Module:
     """Fresh, warm-started, or a pruned checkpoint as it is; then pruned if --prune."""
     from .default_model import resolve
@@ -85,6 +103,7 @@ def initial_model(cfg: TrainConfig, kwargs: dict[str, Any], labels: list[str], s
     else:
         model = models.create(cfg.model, len(labels), **kwargs)
         warm_start(model, source, payload)
+        head_rows_by_label(model, payload, labels)
     if cfg.prune:                              # in eval mode: tracing must not move BatchNorm statistics
         from edgefer.compress.prune import prune_encoder
         model = prune_encoder(model.eval(), cfg.prune, size, method=cfg.prune_method)
