@@ -8,6 +8,11 @@ GET /          a small page showing the annotated video and the event stream
 
 Binds 127.0.0.1 by default. Any other address needs a token; requests then carry
 `Authorization: Bearer TOKEN` (or `?token=TOKEN` for the browser page).
+
+Nothing a request sends is echoed into a response: the page is static and its script reads
+the token from its own address. Without a token (loopback only), a request whose `Host` is
+not a loopback name is refused (421): a web page the user visits cannot reach the daemon by
+pointing a DNS name at 127.0.0.1 (DNS rebinding).
 """
 from __future__ import annotations
 
@@ -21,15 +26,32 @@ from urllib.parse import parse_qs, urlparse
 from .errors import EdgeferError
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>edgefer</title>
-<style>body{font:14px system-ui;margin:1em;background:#111;color:#eee}img{max-width:100%%;border:1px solid #444}
+<style>body{font:14px system-ui;margin:1em;background:#111;color:#eee}img{max-width:100%;border:1px solid #444}
 pre{height:12em;overflow:auto;background:#000;padding:.5em}</style>
-<h1>edgefer</h1><img id="v" src="frame.jpg%(q)s"><pre id="e"></pre>
+<h1>edgefer</h1><img id="v" alt="latest frame"><pre id="e"></pre>
 <script>
-const q = "%(q)s";
+const t = new URLSearchParams(location.search).get('token'), q = t ? '?token=' + encodeURIComponent(t) : '';
+document.getElementById('v').src = 'frame.jpg' + q;
 setInterval(() => { document.getElementById('v').src = 'frame.jpg' + (q ? q + '&' : '?') + 't=' + Date.now(); }, 200);
 const es = new EventSource('events' + q), pre = document.getElementById('e');
 es.onmessage = m => { pre.textContent = m.data + "\\n" + pre.textContent.slice(0, 4000); };
 </script>"""
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def host_name(header: str) -> str:
+    """`Host` header -> its name without port or IPv6 brackets, lower-case."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+def same_secret(given: str, token: str) -> bool:
+    """Constant-time comparison of any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape"))
 
 
 def make_handler(daemon, token: str | None):
@@ -43,19 +65,22 @@ def make_handler(daemon, token: str | None):
             if token is None:
                 return True
             given = self.headers.get("Authorization", "").removeprefix("Bearer ").strip() or query.get("token", [""])[0]
-            return hmac.compare_digest(given, token)
+            return same_secret(given, token)
 
         def _send(self, code: int, body: bytes, ctype: str) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             self.wfile.write(body)
 
         def do_GET(self):
             url = urlparse(self.path)
             query = parse_qs(url.query)
+            if token is None and host_name(self.headers.get("Host", "")) not in LOOPBACK:
+                return self._send(HTTPStatus.MISDIRECTED_REQUEST, b'{"error":"unknown Host"}', "application/json")
             if not self._authorised(query):
                 return self._send(HTTPStatus.UNAUTHORIZED, b'{"error":"token required"}', "application/json")
             if url.path == "/healthz":
@@ -67,8 +92,7 @@ def make_handler(daemon, token: str | None):
                 jpg = daemon.latest_jpeg()
                 return self._send(200, jpg, "image/jpeg") if jpg else self._send(404, b"no frame yet", "text/plain")
             if url.path == "/":
-                q = f"?token={query['token'][0]}" if "token" in query else ""
-                return self._send(200, (PAGE % {"q": q}).encode(), "text/html; charset=utf-8")
+                return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
             if url.path == "/events":
                 return self._events()
             return self._send(404, b"not found", "text/plain")
