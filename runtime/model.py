@@ -46,7 +46,7 @@ class DeployedModel:
         return out[0], out[1:]
 
 
-def load(path: Path, threads: int | None = None, streaming: bool = True) -> DeployedModel:
+def load(path: Path, threads: int | None = None, streaming: bool = True, check: bool = True) -> DeployedModel:
     if not path.is_file():
         raise EdgeferError(path, "does not exist", "pass an artifact written by `edgefer compress`, or --model default")
     meta = read_sidecar(path)
@@ -58,4 +58,29 @@ def load(path: Path, threads: int | None = None, streaming: bool = True) -> Depl
         stream_path = path.with_name(meta.companions["stream"])
         spec = read_sidecar(stream_path).state
         stream = open_graph(stream_path, threads)
-    return DeployedModel(path, meta, open_graph(path, threads), stream, spec)
+    model = DeployedModel(path, meta, open_graph(path, threads), stream, spec)
+    if check:
+        self_check(model)
+    return model
+
+
+def self_check(model: DeployedModel) -> None:
+    """One blank frame through every graph, at load: a model whose shapes disagree with its
+    metadata fails here with one line, not with a traceback at the first face hours later."""
+    m = model.meta
+    n, s = len(m.labels), m.input_size
+    t = model.window.input_shapes[0][1] if len(model.window.input_shapes[0]) > 1 else None
+    clip = np.zeros((1, t if isinstance(t, int) and t > 0 else 1, 1, s, s), np.float32)
+    try:
+        out = model.logits(clip)
+        if model.stream is not None:
+            out_s, _ = model.step(clip[:, 0], model.init_state(1))
+    except Exception as exc:            # any backend's shape / type error, in its own words
+        raise EdgeferError(model.path, f"does not run on the {s}x{s} input its metadata declares "
+                                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+                           "re-export the model with `edgefer compress` so graph and sidecar agree") from None
+    shapes = [out.shape] + ([out_s.shape] if model.stream is not None else [])
+    if any(sh != (1, n) for sh in shapes):
+        raise EdgeferError(model.path, f"outputs {shapes[0][1:] if shapes[0] != (1, n) else shapes[-1][1:]} scores "
+                                       f"but its metadata names {n} labels",
+                           "re-export the model with `edgefer compress` so graph and sidecar agree")

@@ -255,3 +255,25 @@ def test_backends_give_the_same_outputs(small_artifacts):
         lo, so = onnx.step(x[:, 0] + t, so)
         lt, st = tfl.step(x[:, 0] + t, st)
         np.testing.assert_allclose(lo, lt, atol=1e-4)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: {**m, "labels": m["labels"] + ["contempt"]}, "scores but its metadata names 8 labels"),
+    (lambda m: {**m, "input_size": 64}, "does not run on the 64x64 input"),
+])
+def test_model_of_the_wrong_shape_fails_at_start(small_artifacts, tmp_path, change, message):
+    """A graph whose shapes disagree with its sidecar is refused when the daemon starts (rc 2,
+    one line), not at the first face (issue 16, item 5)."""
+    import shutil
+    src = small_artifacts[0] / "small.fp32.onnx"
+    model = tmp_path / src.name
+    shutil.copy(src, model)
+    meta = json.loads((small_artifacts[0] / (src.name + ".json")).read_text())
+    for name in meta.get("companions", {}).values():
+        shutil.copy(src.with_name(name), tmp_path / name)
+        side = json.loads(src.with_name(name + ".json").read_text())
+        (tmp_path / (name + ".json")).write_text(json.dumps(change(side)))
+    (tmp_path / (src.name + ".json")).write_text(json.dumps(change(meta)))
+    res = run_cli("run", "--source", "demo", "--model", model, "--max-frames", "1")
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
