@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import signal
 import sys
 import threading
@@ -155,6 +156,7 @@ class Daemon:
         for e in events:
             for out in self.outputs:
                 out.emit(e)
+        self.stats.sink_errors = sum(getattr(o, "errors", 0) for o in self.outputs)   # live in /metrics
         t4 = time.perf_counter()
         lat["sink"] = (t4 - t3) * 1000
         lat["total"] = (t4 - t0) * 1000 + pkt.decode_ms
@@ -170,7 +172,12 @@ class Daemon:
                 if self.capture.finished:
                     break
                 continue
-            self.process(pkt)
+            try:
+                self.process(pkt)
+            except BrokenPipeError:     # `edgefer run ... | head -1`: the reader is gone, so is our purpose
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+                log.info("stdout closed by its reader; stopping")
+                break
             if self.cfg["max_frames"] and self.stats.frames >= self.cfg["max_frames"]:
                 break
         return 0

@@ -4,7 +4,10 @@ counted and retried; it never stops inference.
 """
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -13,36 +16,72 @@ from typing import Any, Callable
 
 from .errors import EdgeferError
 
+log = logging.getLogger("edgefer")
+
 
 @dataclass
 class JsonLines:
+    """Events as JSON lines on stdout or appended to a file.
+
+    A file is opened when the sink is made (an unwritable path is a one-line error at start,
+    not a silent run) and written a whole line per `os.write`: if a write fails or lands
+    short (disk full), the file is truncated back to its last complete line, so earlier
+    lines stay valid and the next event never glues onto a fragment. Failures are counted at
+    once (`errors`, read live by /metrics and /healthz) and logged once per burst."""
+
     path: str = "-"                    # "-" = stdout
     errors: int = 0
 
     def __post_init__(self):
-        self._fh = sys.stdout if self.path == "-" else None
+        self._fd: int | None = None
+        self._good = 0                 # bytes of complete lines in the file
+        self._failing = False
+        if self.path != "-":
+            self._open()
+
+    def _open(self) -> None:
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._good = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise EdgeferError(self.path, f"cannot write events ({exc.strerror})",
+                               "pick a writable file, e.g. --sink jsonl:events.jsonl") from None
 
     def emit(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, separators=(",", ":")) + "\n"
+        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         try:
-            if self._fh is None:
-                self._fh = open(self.path, "a", buffering=1)
-            self._fh.write(line)
-        except OSError:               # disk full, file removed, pipe closed: count, keep running, retry next time
+            if self.path == "-":
+                sys.stdout.write(data.decode())
+                sys.stdout.flush()
+            else:
+                written = os.write(self._fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+                self._good += written
+        except OSError as exc:         # disk full, file removed, pipe closed: count, keep running, retry next time
             self.errors += 1
-            if self._fh is not sys.stdout and self._fh is not None:
+            if self._fd is not None:
                 try:
-                    self._fh.close()
+                    os.ftruncate(self._fd, self._good)     # back to the last complete line
                 except OSError:
                     pass
-                self._fh = None
+            if not self._failing:
+                log.warning("event sink %s failing (%s); counting dropped events", self.path, exc.strerror or exc)
+            self._failing = True
+            if exc.errno == errno.EPIPE:
+                raise
+            return
+        if self._failing:
+            log.warning("event sink %s writing again after %d dropped events", self.path, self.errors)
+            self._failing = False
 
     def close(self) -> None:
         try:
-            if self._fh is not None:
-                self._fh.flush()
-                if self._fh is not sys.stdout:
-                    self._fh.close()
+            if self.path == "-":
+                sys.stdout.flush()
+            elif self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
         except OSError:
             self.errors += 1
 

@@ -277,3 +277,45 @@ def test_model_of_the_wrong_shape_fails_at_start(small_artifacts, tmp_path, chan
     res = run_cli("run", "--source", "demo", "--model", model, "--max-frames", "1")
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_event_file_fails_at_start(onnx_model):
+    """`--sink jsonl:/proc/x` used to write nothing and exit 0 (issue 16, item 8)."""
+    res = run_cli("run", "--source", "demo", "--model", onnx_model, "--max-frames", "3", "--sink", "jsonl:/proc/edgefer-x")
+    assert res.returncode == 2 and "cannot write events" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_failed_writes_leave_only_whole_lines_and_count_at_once(tmp_path, monkeypatch):
+    """Full disk mid-line: the fragment is cut back, later lines are whole, errors counted live (item 3)."""
+    import errno as _errno
+    from edgefer.runtime import sinks
+    path = tmp_path / "ev.jsonl"
+    sink = sinks.create(f"jsonl:{path}")
+    sink.emit({"n": 1})
+    real_write = os.write
+    monkeypatch.setattr(sinks.os, "write", lambda fd, data: real_write(fd, data[:5]))          # a short write
+    sink.emit({"n": 2, "pad": "x" * 50})
+    def full(fd, data):
+        raise OSError(_errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(sinks.os, "write", full)
+    sink.emit({"n": 3})
+    assert sink.errors == 2
+    monkeypatch.setattr(sinks.os, "write", real_write)
+    sink.emit({"n": 4})
+    sink.close()
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == [1, 4]
+
+
+def test_closed_stdout_pipe_stops_the_daemon(onnx_model):
+    """`edgefer run ... | head -1` ends the daemon instead of running on (issue 16, item 8)."""
+    proc = subprocess.Popen([sys.executable, "-m", "edgefer.runtime.cli", "run", "--source", "demo", "--model",
+                             str(onnx_model), "--max-frames", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.readline()
+    proc.stdout.close()
+    try:
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "stdout closed" in err and "Traceback" not in err
