@@ -66,19 +66,13 @@ def load_faces(spec: str, split: str, limit: int | None, key: str = "main") -> F
     return FaceSet(key, spec, split, decoded.pixels[idx], y, labels, man["manifest_sha256"])
 
 
-def cross_split(text: str) -> tuple[str, str]:
-    """`SPEC@SPLIT` -> (SPEC, SPLIT); a bare SPEC is split `all` (a whole other dataset)."""
-    spec, sep, split = text.rpartition("@")
-    return (spec, split) if sep and split.isalnum() else (text, "all")
-
-
 def cross_sets(specs: list[str], limit: int | None) -> list[FaceSet]:
     """`--cross SPEC[@SPLIT]` (repeatable): split `all` of each (or the one named), keyed by
     dataset name (ckplus, ckplus-2, ...)."""
-    from edgefer.train.datasets import parse_spec
+    from edgefer.train.datasets import parse_spec, split_suffix
     out: list[FaceSet] = []
     for text in specs:
-        spec, split = cross_split(text)
+        spec, split = split_suffix(text)
         name = parse_spec(spec).name
         same = sum(fs.key == name or fs.key.startswith(name + "-") for fs in out)
         key = f"{name}-{same + 1}" if same else name

@@ -48,12 +48,13 @@ class JsonLines:
                                "pick a writable file, e.g. --sink jsonl:events.jsonl") from None
 
     def emit(self, event: dict[str, Any]) -> None:
-        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        line = json.dumps(event, separators=(",", ":")) + "\n"
         try:
             if self.path == "-":
-                sys.stdout.write(data.decode())
+                sys.stdout.write(line)
                 sys.stdout.flush()
             else:
+                data = line.encode()
                 written = os.write(self._fd, data)
                 if written != len(data):
                     raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")

@@ -132,7 +132,7 @@ def test_cross_dataset_accuracy_beside_the_main_split(small_artifacts, small_edg
 def test_cross_spec_may_name_a_split():
     """`--cross SPEC@SPLIT` scores one split of another labelling (FERPlus PublicTest); a bare
     SPEC, or an @ inside a path, stays split `all`."""
-    from edgefer.benchmarks.suite import cross_split
+    from edgefer.train.datasets import split_suffix as cross_split
     assert cross_split("ferplus:../d/ferplus?exclude=contempt@PublicTest") == ("ferplus:../d/ferplus?exclude=contempt", "PublicTest")
     assert cross_split("ckplus:../d/ckplus48") == ("ckplus:../d/ckplus48", "all")
     assert cross_split("folder:/home/a@b.c/photos") == ("folder:/home/a@b.c/photos", "all")

@@ -15,6 +15,8 @@ import numpy as np
 
 from edgefer.runtime.labels import LABELS
 
+from .datasets.ferplus import MAPPING, VOTE_COLUMNS
+
 # brow tilt, mouth curve (+ smile), mouth open, eye open — at full intensity
 EXPRESSION = {
     "angry": (0.9, -0.4, 0.2, 0.6), "disgust": (0.5, -0.8, 0.1, 0.4), "fear": (-0.7, -0.2, 0.7, 1.0),
@@ -68,8 +70,7 @@ def _write_fer_csv(path: Path, rows: list[tuple[int, np.ndarray, str]]) -> None:
             w.writerow([code, " ".join(map(str, img.ravel())), usage])
 
 
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
-_VOTE_OF = {"angry": 4, "disgust": 5, "fear": 6, "happy": 1, "sad": 3, "surprise": 2, "neutral": 0}
+_VOTE_OF = {ours: VOTE_COLUMNS.index(theirs) for theirs, ours in MAPPING.items()}   # our label -> vote column
 
 
 def _votes(n: int, code: int) -> list[int]:

@@ -29,6 +29,7 @@ from edgefer.runtime.errors import EdgeferError
 from . import checkpoint, pack
 from .batches import eval_batches, infer
 from .config import TrainConfig
+from .datasets import split_suffix
 from .evaluate import targets
 from .prepare import prepare
 from .sources import training_targets
@@ -54,8 +55,8 @@ def adjust(model: torch.nn.Module, prior: np.ndarray, tau: float) -> None:
 def selection_logits(model, meta, specs: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for text in specs:
-        spec, sep, split = text.rpartition("@")
-        if not sep:
+        spec, split = split_suffix(text, None)
+        if split is None:
             raise EdgeferError(text, "a selection set is SPEC@SPLIT", "e.g. fer2013:../shared/data/fer2013@PublicTest")
         ds, dec, plan, _ = prepare(spec, size=meta.input_size, pre=meta.preprocessing)
         idx = np.array(plan.indices(split))

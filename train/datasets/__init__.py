@@ -15,7 +15,7 @@ from edgefer.runtime.labels import canonical
 from . import ckplus, fer2013, ferplus, folder, rafdb  # noqa: F401  (they register themselves)
 from .base import REGISTRY, Dataset, DatasetSpec, Item, Skip
 
-__all__ = ["REGISTRY", "Dataset", "DatasetSpec", "Item", "Skip", "load", "parse_spec"]
+__all__ = ["REGISTRY", "Dataset", "DatasetSpec", "Item", "Skip", "load", "parse_spec", "split_suffix"]
 
 
 def parse_spec(text: str) -> DatasetSpec:
@@ -27,6 +27,12 @@ def parse_spec(text: str) -> DatasetSpec:
     if not path:
         raise EdgeferError(text, "no path after the dataset name", f"write {name}:PATH")
     return DatasetSpec(name, Path(path).expanduser(), dict(parse_qsl(query)), text)
+
+
+def split_suffix(text: str, default: str | None = "all") -> tuple[str, str | None]:
+    """`SPEC@SPLIT` -> (SPEC, SPLIT); without one (or an @ inside a path) -> (SPEC, default)."""
+    spec, sep, split = text.rpartition("@")
+    return (spec, split) if sep and split.isalnum() else (text, default)
 
 
 def load(text: str) -> Dataset:

@@ -99,8 +99,7 @@ class _Builder:
 def _kaggle_index(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
     """(usage, FERPlus name) -> (file key under the FER2013 folder, FER2013 label)."""
     from .fer2013 import load_fer2013
-    from .base import DatasetSpec as Spec
-    ds = load_fer2013(Spec("fer2013", path, {}, f"fer2013:{path}"))
+    ds = load_fer2013(DatasetSpec("fer2013", path, {}, f"fer2013:{path}"))
     index = {}
     for it in ds.items:
         name = it.key.rsplit("/", 1)[1]
