@@ -61,7 +61,9 @@ class BlazeFace:
         pad_x, pad_y = (side - w) / 2, (side - h) / 2
         square = cv2.copyMakeBorder(bgr, int(pad_y), side - h - int(pad_y), int(pad_x), side - w - int(pad_x),
                                     cv2.BORDER_CONSTANT)
-        x = cv2.cvtColor(cv2.resize(square, (self.SIZE, self.SIZE), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        small = cv2.resize(square, (self.SIZE, self.SIZE), interpolation=cv2.INTER_AREA)
+        # a gray frame (the capture layer accepts them: IR cameras, GREY V4L2) is the same gray on all three channels
+        x = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
         self.interp.set_tensor(self.inp, (x.astype(np.float32) / 127.5 - 1.0)[None])
         self.interp.invoke()
         raw = self.interp.get_tensor(self.reg)[0]

@@ -319,3 +319,19 @@ def test_closed_stdout_pipe_stops_the_daemon(onnx_model):
     finally:
         proc.kill()
     assert proc.returncode == 0 and "stdout closed" in err and "Traceback" not in err
+
+
+def test_blazeface_finds_the_same_face_in_a_gray_frame():
+    """The capture layer accepts single-channel frames (IR cameras, GREY V4L2); BlazeFace used to
+    fail on them (issue 16, item 12). Same face, same box, whether the frame is BGR or gray."""
+    import cv2
+    from edgefer.runtime import detect
+    video = shared("video", "head-pose-face-detection-female.gif")
+    cap = cv2.VideoCapture(str(video))
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    det = detect.create("blazeface")
+    colour, gray = det(bgr), det(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    assert len(colour) == 1 and len(gray) == 1
+    assert np.abs(np.array(colour[0].box) - np.array(gray[0].box)).max() < 0.1 * (colour[0].box[2] - colour[0].box[0])
