@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,7 +27,7 @@ from edgefer.runtime.backends import open_graph
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.preprocess import resize_square
 
-from .rows import FORMAT_OF, Subject
+from .formats import FORMAT_OF
 
 
 @dataclass
@@ -93,16 +92,3 @@ PEERS = {
 
 def create(spec: str) -> Peer:
     return PEERS[spec]() if spec in PEERS else file_peer(spec)
-
-
-def subject(spec: str) -> list[Subject]:
-    """A peer's bench row, with its format and precision as declared, its params and MFLOPs counted
-    from its graph and the accuracy it claims; none (and a note with the fix) when it cannot be opened."""
-    from .graph_cost import graph_cost
-    try:
-        peer = create(spec)
-    except EdgeferError as exc:
-        print(f"edgefer: note: skipped peer {spec}: {exc}", file=sys.stderr)
-        return []
-    return [Subject(spec, spec, peer.format, peer.precision, peer=True, info=graph_cost(peer.path) or {},
-                    claimed_accuracy=peer.claimed_accuracy, claim_source=peer.claim_source)]

@@ -6,6 +6,7 @@ declaration), so accuracy and latency compare like with like.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +17,9 @@ from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import read_sidecar
 from edgefer.runtime.preprocess import normalize, resize_square
 
-FORMAT_OF = {".pt": "pytorch", ".onnx": "onnx", ".tflite": "tflite", ".engine": "tensorrt", ".plan": "tensorrt"}
+from .formats import FORMAT_OF
+from .peers import create as create_peer
+
 
 
 @dataclass
@@ -33,8 +36,7 @@ class Subject:
     def open(self, threads: int) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray], list[str]]:
         """-> predict(prepared batch) -> logits, prepare(uint8 faces (N, H, W)) -> batch, label order."""
         if self.peer:
-            from .peers import create
-            peer = create(self.path)
+            peer = create_peer(self.path)
             g = peer.graph(threads)
             return (lambda x: g.run([x])[0]), peer.prepare, peer.labels
         if self.format == "pytorch":
@@ -101,3 +103,16 @@ def _one(path: Path, name: str) -> Subject:
                        info={"params": params(model), "mflops": mflops_per_frame(model, meta.input_size),
                              "pruned": bool(getattr(model, "pruned", False))})
     return _artifact_subject(path, name)
+
+
+def peer_subject(spec: str) -> list[Subject]:
+    """A peer's bench row, with its format and precision as declared, its params and MFLOPs counted
+    from its graph and the accuracy it claims; none (and a note with the fix) when it cannot be opened."""
+    from .graph_cost import graph_cost
+    try:
+        peer = create_peer(spec)
+    except EdgeferError as exc:
+        print(f"edgefer: note: skipped peer {spec}: {exc}", file=sys.stderr)
+        return []
+    return [Subject(spec, spec, peer.format, peer.precision, peer=True, info=graph_cost(peer.path) or {},
+                    claimed_accuracy=peer.claimed_accuracy, claim_source=peer.claim_source)]

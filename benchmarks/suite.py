@@ -23,8 +23,8 @@ from tqdm import tqdm
 from edgefer.runtime.errors import EdgeferError
 
 from . import outputs
-from .peers import subject as peer_subject
-from .rows import FORMAT_OF, Subject, discover
+from .formats import FORMAT_OF
+from .rows import Subject, discover, peer_subject
 from .timing import QUICK, Settings, peak_rss_mb, rss_mb, single_stream, throughput
 
 

