@@ -26,9 +26,9 @@ class CountingSink:
 
 
 def end_to_end(video: str, model: str, frames: int, threads: int) -> dict[str, Any]:
-    from edgefer.runtime.daemon import DEFAULTS, build
-    cfg = {**DEFAULTS, "source": f"video:{video}", "model": model, "loop": True, "threads": threads,
-           "sink": [], "max_frames": frames}
+    from edgefer.runtime.config import RunConfig
+    from edgefer.runtime.daemon import build
+    cfg = RunConfig(source=f"video:{video}", model=model, loop=True, threads=threads, sink=[], max_frames=frames)
     daemon = build(cfg)
     sink = CountingSink()
     daemon.outputs.append(sink)

@@ -144,7 +144,7 @@ def _tensorrt(job: Job, precision: str) -> list[Artifact]:
         if "not installed" not in exc.cause:
             raise
         job.notes.append(f"TensorRT engine ({precision}) not built here: {exc.cause}. The ONNX passed the static op check "
-                         f"for TensorRT {TENSORRT_VERSION}; the engine is built on the Jetson at the daemon's first start.")
+                         f"for TensorRT {TENSORRT_VERSION}; the engine is built on the Jetson at the daemon's first start (`edgefer run --tensorrt fp16|int8`).")
     return made
 
 

@@ -7,6 +7,7 @@ turns into a one-line hint instead of an ImportError traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
 import textwrap
@@ -229,24 +230,30 @@ def _compress_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", help="demo | webcam:0 | csi:0 | picamera2:0 | video:PATH | rtsp://... | folder:DIR "
-                                    "| PATH (default demo)")
-    p.add_argument("--model", help="default (the shipped int8 model) or an .onnx / .tflite / .engine artifact")
-    p.add_argument("--config", help="TOML file with any of these settings (command-line options win)")
-    p.add_argument("--detector", choices=["auto", "blazeface", "haar"], help="face detector (default auto: BlazeFace, "
-                                                                           "else OpenCV Haar)")
-    p.add_argument("--sink", action="append", help="jsonl (stdout, the default), jsonl:FILE, mqtt:mqtt://host/topic; "
-                                                   "repeat for several")
-    p.add_argument("--http", action="store_true", default=None, help="serve /healthz, /metrics, /events and a live page")
-    p.add_argument("--http-host", help="address to bind (default 127.0.0.1; others need --http-token)")
-    p.add_argument("--http-port", type=int, help="port (default 8080; 0 picks a free one)")
-    p.add_argument("--http-token", help="bearer token required by every HTTP request")
-    p.add_argument("--max-faces", type=int, help="faces tracked at once (default 4)")
-    p.add_argument("--fps", type=float, help="target capture rate (default: as fast as the source delivers)")
-    p.add_argument("--loop", action="store_true", default=None, help="restart video files / folders at their end")
-    p.add_argument("--threads", type=int, help="inference threads (default 2)")
-    p.add_argument("--max-frames", type=int, help="stop after this many processed frames")
-    p.add_argument("--horizon", type=int, help="restart recurrent state every N frames (default: the model's clip length)")
+    # Flags come from the one settings schema (runtime/config.py), which also checks the TOML file.
+    from .config import FIELDS, allowed, from_text
+
+    p.add_argument("--config", help="TOML file with any of these settings, under [edgefer] (command-line options win)")
+    for name, f in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        rule = [] if f.type in ("str", "bool", "bool | None") and not f.metadata["choices"] else [allowed(name)]
+        rule += [] if default is None else [f"default {default}"]
+        text = (f.metadata["help"] + (f" ({'; '.join(rule)})" if rule else "")).replace("%", "%%")
+        if f.type in ("bool", "bool | None"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+            continue
+
+        def convert(value: str, name: str = name):
+            try:
+                return from_text(name, value)
+            except EdgeferError as exc:
+                raise argparse.ArgumentTypeError(exc.cause + "; " + (exc.fix or "")) from None
+        convert.__name__ = name            # argparse names the converter in its error line
+        if f.type == "list[str]":
+            p.add_argument(flag, action="append", type=lambda v, c=convert: c(v)[0], help=text)
+        else:
+            p.add_argument(flag, type=convert, metavar=name.upper(), help=text)
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:

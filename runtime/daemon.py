@@ -20,13 +20,9 @@ from typing import Any
 
 import cv2
 
-try:
-    import tomllib                     # Python 3.11+
-except ModuleNotFoundError:            # JetPack 6 ships Python 3.10
-    import tomli as tomllib
-
-from . import detect, sinks, sources
+from . import config, detect, notify, sinks, sources
 from .capture import Capture
+from .config import FIELDS, RunConfig
 from .crop import crop_face, framing
 from .errors import EdgeferError
 from .metrics import Stats
@@ -36,12 +32,9 @@ from .track import Tracker
 
 log = logging.getLogger("edgefer")
 
-DEFAULTS: dict[str, Any] = {
-    "source": "demo", "model": "default", "detector": "auto", "sink": ["jsonl"], "http": False,
-    "http_host": "127.0.0.1", "http_port": 8080, "http_token": None, "max_faces": 4, "fps": None,
-    "loop": False, "threads": 2, "max_frames": None, "margin": None, "align": None,
-    "smoothing_alpha": 0.4, "smoothing_hold": 3, "horizon": None, "detect_threshold": 0.5,
-}
+# Exit codes (README "Run on the device"; the systemd unit's RestartPreventExitStatus): restarting
+# cannot fix a start-up error, and can fix a lost source.
+EXIT_OK, EXIT_BUG, EXIT_START, EXIT_SOURCE_LOST = 0, 1, 2, 3
 
 
 def shipped_dir() -> Path:
@@ -50,11 +43,12 @@ def shipped_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "default"
 
 
-def resolve_model(spec: str) -> Path:
+def resolve_model(spec: str, onnx: bool = False) -> Path:
+    """`default` -> the shipped artifact this install runs best (an ONNX one when `onnx`)."""
     if spec == "default":
         d = shipped_dir()
         candidates = ["default.int8.onnx", "default.fp32.onnx"]
-        if importlib.util.find_spec("ai_edge_litert") is not None:
+        if importlib.util.find_spec("ai_edge_litert") is not None and not onnx:
             candidates.insert(0, "default.int8.tflite")
         for name in candidates:
             if (d / name).is_file():
@@ -68,36 +62,15 @@ def resolve_model(spec: str) -> Path:
     return path
 
 
-def load_config(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise EdgeferError(path, f"cannot read config ({exc.strerror})", "pass an existing TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise EdgeferError(path, f"invalid TOML ({exc})", "fix the line named") from None
-    data = {k.replace("-", "_"): v for k, v in data.get("edgefer", data).items()}
-    unknown = sorted(set(data) - set(DEFAULTS))
-    if unknown:
-        raise EdgeferError(path, f"unknown settings {unknown}", f"use keys from {sorted(DEFAULTS)}")
-    return data
-
-
-def settings(args: argparse.Namespace) -> dict[str, Any]:
-    merged = {**DEFAULTS, **load_config(getattr(args, "config", None))}
-    for key in DEFAULTS:
-        value = getattr(args, key, None)
-        if value is not None:
-            merged[key] = value
-    if isinstance(merged["sink"], str):
-        merged["sink"] = [merged["sink"]]
-    return merged
+def settings(args: argparse.Namespace) -> RunConfig:
+    """The command line -> a checked RunConfig (the file's values, then the flags given)."""
+    given = {k: getattr(args, k) for k in FIELDS if getattr(args, k, None) is not None}
+    return config.resolve(getattr(args, "config", None), given)
 
 
 @dataclass
 class Daemon:
-    cfg: dict[str, Any]
+    cfg: RunConfig
     model: DeployedModel
     capture: Capture
     detector: Any
@@ -112,13 +85,24 @@ class Daemon:
     @property
     def framing(self):
         """The model's pixel contract; `margin` / `align` settings override it only when given."""
-        return framing(self.model.meta, self.cfg["margin"], self.cfg["align"])
+        return framing(self.model.meta, self.cfg.margin, self.cfg.align)
+
+    def sink_states(self) -> dict[str, str]:
+        """Each sink's own state ("ok", or "failing" / "buffering" while it cannot deliver)."""
+        return {getattr(o, "name", type(o).__name__): getattr(o, "state", "ok") for o in self.outputs
+                if o is not self.broadcast}
+
+    def sink_errors(self) -> int:
+        return sum(getattr(o, "errors", 0) for o in self.outputs)
 
     def health(self) -> dict[str, Any]:
-        c = self.capture
-        return {"status": "ok" if c.state == "running" else "degraded", "source": c.state, "error": c.error,
+        """ok: the source delivers and every sink writes; degraded: either is failing or
+        reconnecting (HTTP 503, so a probe sees it); the fields say which."""
+        c, states = self.capture, self.sink_states()
+        ok = c.state == "running" and all(v == "ok" for v in states.values())
+        return {"status": "ok" if ok else "degraded", "source": c.state, "error": c.error, "sinks": states,
                 "frames": self.stats.frames, "fps": round(self.stats.fps(), 2), "dropped": c.counters.dropped,
-                "corrupt": c.counters.corrupt, "reconnects": c.counters.reconnects}
+                "corrupt": c.counters.corrupt, "reconnects": c.counters.reconnects, "sink_errors": self.sink_errors()}
 
     def latest_jpeg(self) -> bytes | None:
         if self._annotated is None:
@@ -156,17 +140,23 @@ class Daemon:
         for e in events:
             for out in self.outputs:
                 out.emit(e)
-        self.stats.sink_errors = sum(getattr(o, "errors", 0) for o in self.outputs)   # live in /metrics
         t4 = time.perf_counter()
         lat["sink"] = (t4 - t3) * 1000
         lat["total"] = (t4 - t0) * 1000 + pkt.decode_ms
         self.stats.record(lat, len(tracks))
-        if self.cfg["http"]:
+        if self.cfg.http:
             self._annotated = (pkt.image, [(e["box"], f"#{e['track']} {e['label']} {e['score']:.2f}") for e in events])
         return events
 
-    def run(self) -> int:
+    def run(self, watchdog: notify.Watchdog | None = None) -> int:
+        """Process frames until the source ends, a stop is asked, or the source is lost for
+        good; -> the exit code. The watchdog is fed only while both loops make progress."""
+        if not self.capture.wait_open(self.stopping):
+            return EXIT_OK                      # stopped while the source was still opening
+        notify.ready(f"running: {self.cfg.source}")
         while not self.stopping.is_set():
+            if watchdog is not None and self.capture.progressing(2 * watchdog.interval):
+                watchdog.feed()                 # this loop turns, and so does the capture's
             pkt = self.capture.get(timeout=0.5)
             if pkt is None:
                 if self.capture.finished:
@@ -178,53 +168,72 @@ class Daemon:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
                 log.info("stdout closed by its reader; stopping")
                 break
-            if self.cfg["max_frames"] and self.stats.frames >= self.cfg["max_frames"]:
+            if self.cfg.max_frames and self.stats.frames >= self.cfg.max_frames:
                 break
-        return 0
+        if self.capture.state == "failed" and not self.stopping.is_set():
+            log.error("source failed for good: %s", self.capture.error)
+            return EXIT_SOURCE_LOST if self.capture.gave_up else EXIT_BUG
+        return EXIT_OK
 
     def close(self) -> None:
         self.stopping.set()
         self.capture.stop()
         for out in self.outputs:
             out.close()
-        self.stats.sink_errors = sum(getattr(o, "errors", 0) for o in self.outputs)
 
 
-def build(cfg: dict[str, Any]) -> Daemon:
-    model = load(resolve_model(str(cfg["model"])), threads=cfg["threads"])
-    kind, arg = sources.parse(str(cfg["source"]))
-    detector = detect.create(cfg["detector"], threshold=cfg["detect_threshold"])
-    outputs = [sinks.create(s) for s in cfg["sink"]]
-    seq = SequenceInference(model, {"alpha": cfg["smoothing_alpha"], "hold": cfg["smoothing_hold"]}, cfg["horizon"])
-    capture = Capture(kind, arg, fps=cfg["fps"], loop=cfg["loop"])
-    d = Daemon(cfg, model, capture, detector, Tracker(max_faces=cfg["max_faces"]), seq, outputs)
+def engine_model(onnx: Path, precision: str) -> Path:
+    """`tensorrt = "fp16"`: the ONNX model -> its TensorRT engine, built at the first start on
+    the Jetson (minutes) and cached under systemd's CacheDirectory (or beside the model)."""
+    if onnx.suffix != ".onnx":
+        raise EdgeferError(onnx, "tensorrt builds engines from an ONNX model", "pass --model X.onnx (or default)")
+    from .backends.tensorrt_build import engine_for
+    cache = Path(os.environ.get("CACHE_DIRECTORY", "").split(":")[0] or onnx.parent / "engines")
+    log.info("TensorRT %s engine for %s (built once, cached in %s)", precision, onnx.name, cache)
+    notify.notify("EXTEND_TIMEOUT_USEC=1200000000\nSTATUS=building the TensorRT engine (first start only)")
+    return engine_for(onnx, precision, cache)
+
+
+def build(cfg: RunConfig) -> Daemon:
+    path = resolve_model(cfg.model, onnx=cfg.tensorrt is not None)
+    if cfg.tensorrt:
+        path = engine_model(path, cfg.tensorrt)
+    model = load(path, threads=cfg.threads)
+    kind, arg = sources.parse(cfg.source)
+    detector = detect.create(cfg.detector, threshold=cfg.detect_threshold)
+    outputs = [sinks.create(s) for s in cfg.sink]
+    seq = SequenceInference(model, {"alpha": cfg.smoothing_alpha, "hold": cfg.smoothing_hold}, cfg.horizon)
+    capture = Capture(kind, arg, fps=cfg.fps, loop=cfg.loop, give_up=cfg.give_up)
+    d = Daemon(cfg, model, capture, detector, Tracker(max_faces=cfg.max_faces), seq, outputs)
     d.outputs.append(d.broadcast)
     return d
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="edgefer: %(message)s")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)   # no OpenCV warning per reconnect try
     cfg = settings(args)
     daemon = build(cfg)
-    server = None
-    if cfg["http"]:
-        from . import server as http_server
-        server = http_server.start(daemon, cfg["http_host"], int(cfg["http_port"]), cfg["http_token"])
-        log.info("HTTP on http://%s:%s/ (healthz, metrics, events)", cfg["http_host"], server.server_address[1])
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: daemon.stopping.set())
+    server = None
+    if cfg.http:
+        from . import server as http_server
+        server = http_server.start(daemon, cfg)
+        log.info("HTTP on http://%s:%s/ (healthz, metrics, events)", cfg.http_host, server.server_address[1])
     m = daemon.model
     log.info("model %s (%s %s, %s%s), detector %s, source %s", m.path.name, m.meta.format, m.meta.precision,
-             m.window.backend, ", streaming" if m.stream else ", windowed", type(daemon.detector).__name__, cfg["source"])
+             m.window.backend, ", streaming" if m.stream else ", windowed", type(daemon.detector).__name__, cfg.source)
     daemon.capture.start()
     try:
-        code = daemon.run()
+        code = daemon.run(notify.Watchdog.from_env())
     finally:
+        notify.stopping()
         daemon.close()
         if server is not None:
             server.shutdown()
     p = daemon.stats.percentiles()
-    log.info("stopped: %d frames, %.1f fps, total p50 %.2f ms, dropped %d, corrupt %d, sink errors %d",
+    log.info("stopped: %d frames, %.1f fps, total p50 %.2f ms, dropped %d, corrupt %d, sink errors %d, exit %d",
              daemon.stats.frames, daemon.stats.fps(), p.get("total", {}).get("p50", float("nan")),
-             daemon.capture.counters.dropped, daemon.capture.counters.corrupt, daemon.stats.sink_errors)
+             daemon.capture.counters.dropped, daemon.capture.counters.corrupt, daemon.sink_errors(), code)
     return code

@@ -1,5 +1,9 @@
 """Live pipeline statistics: per-stage latency percentiles over a sliding window, counters,
-frames per second; rendered as Prometheus text for /metrics and as a dict for JSON."""
+frames per second; rendered as Prometheus text for /metrics and as a dict for JSON.
+
+Latency is exported as a Prometheus summary in seconds (quantiles over the window, with
+`_sum` and `_count` over the whole run), the unit and type Prometheus' rate() and
+histogram_quantile() users expect; counters are read live, not filled in at shutdown."""
 from __future__ import annotations
 
 import threading
@@ -18,8 +22,9 @@ class Stats:
     started: float = field(default_factory=time.time)
     frames: int = 0
     faces: int = 0
-    sink_errors: int = 0
     latency: dict[str, deque] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=2000)))
+    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))   # ms over the whole run
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     stamps: deque = field(default_factory=lambda: deque(maxlen=200))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -27,6 +32,8 @@ class Stats:
         with self.lock:
             for k, v in stages.items():
                 self.latency[k].append(v)
+                self.sums[k] += v
+                self.counts[k] += 1
             self.frames += 1
             self.faces = faces
             self.stamps.append(time.perf_counter())
@@ -41,22 +48,33 @@ class Stats:
         with self.lock:
             return {k: {f"p{q}": float(np.percentile(v, q)) for q in qs} for k, v in self.latency.items() if v}
 
-    def prometheus(self, capture) -> str:
+    def prometheus(self, capture, sink_errors: int = 0, sink_states: dict[str, str] | None = None) -> str:
         lines = ["# HELP edgefer_fps processed frames per second (last 200 frames)", "# TYPE edgefer_fps gauge",
                  f"edgefer_fps {self.fps():.3f}",
-                 "# TYPE edgefer_frames_total counter", f"edgefer_frames_total {self.frames}",
-                 "# TYPE edgefer_faces gauge", f"edgefer_faces {self.faces}",
-                 "# TYPE edgefer_sink_errors_total counter", f"edgefer_sink_errors_total {self.sink_errors}"]
+                 "# HELP edgefer_frames_total frames processed", "# TYPE edgefer_frames_total counter",
+                 f"edgefer_frames_total {self.frames}",
+                 "# HELP edgefer_faces faces in the last frame", "# TYPE edgefer_faces gauge", f"edgefer_faces {self.faces}",
+                 "# HELP edgefer_sink_errors_total events a sink failed to deliver (dropped)",
+                 "# TYPE edgefer_sink_errors_total counter", f"edgefer_sink_errors_total {sink_errors}"]
         c = capture.counters
         for name, value in (("captured", c.captured), ("dropped", c.dropped), ("corrupt", c.corrupt),
                             ("reconnects", c.reconnects)):
             lines += [f"# TYPE edgefer_frames_{name}_total counter", f"edgefer_frames_{name}_total {value}"]
-        lines.append("# TYPE edgefer_source_up gauge")
+        lines += ["# HELP edgefer_source_up 1 for the capture's current state", "# TYPE edgefer_source_up gauge"]
         for state in ("running", "reconnecting", "ended", "stopped", "failed", "starting"):
             lines.append(f'edgefer_source_up{{state="{state}"}} {int(capture.state == state)}')
-        lines.append("# HELP edgefer_stage_latency_ms per-stage latency over the last 2000 frames")
-        lines.append("# TYPE edgefer_stage_latency_ms gauge")
-        for stage, ps in self.percentiles((50, 95)).items():
-            for q, v in ps.items():
-                lines.append(f'edgefer_stage_latency_ms{{stage="{stage}",quantile="0.{q[1:]}"}} {v:.4f}')
+        if sink_states:
+            lines += ["# HELP edgefer_sink_up 1 while the sink delivers", "# TYPE edgefer_sink_up gauge"]
+            lines += [f'edgefer_sink_up{{sink="{name}"}} {int(state == "ok")}' for name, state in sink_states.items()]
+        lines += ["# HELP edgefer_stage_latency_seconds per-stage latency (quantiles over the last 2000 frames)",
+                  "# TYPE edgefer_stage_latency_seconds summary"]
+        ps = self.percentiles((50, 95, 99))
+        with self.lock:
+            totals = {k: (self.sums[k], self.counts[k]) for k in ps}
+        for stage, qs in ps.items():
+            for q, v in qs.items():
+                lines.append(f'edgefer_stage_latency_seconds{{stage="{stage}",quantile="0.{q[1:]}"}} {v / 1000:.6f}')
+            total, count = totals[stage]
+            lines.append(f'edgefer_stage_latency_seconds_sum{{stage="{stage}"}} {total / 1000:.6f}')
+            lines.append(f'edgefer_stage_latency_seconds_count{{stage="{stage}"}} {count}')
         return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ class DeployedModel:
 
     def logits(self, clips: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """clips (N, T, 1, S, S) float32 prepared as the metadata says -> logits (N, classes)."""
-        step = 1 if self.window.fixed_batch == 1 else batch_size
+        step = 1 if self.window.fixed_batch == 1 else min(batch_size, self.window.max_batch or batch_size)
         out = [self.window.run([clips[i:i + step]])[0] for i in range(0, len(clips), step)]
         return np.concatenate(out) if out else np.zeros((0, len(self.meta.labels)), np.float32)
 
@@ -42,8 +42,14 @@ class DeployedModel:
         """One new frame per row (B, 1, S, S) and the carried state -> logits and the new state."""
         if self.stream is None:
             self.init_state()            # raises the explanatory error
-        out = self.stream.run([frames, *state])
-        return out[0], out[1:]
+        step = self.stream.max_batch or len(frames)
+        if len(frames) <= step:
+            out = self.stream.run([frames, *state])
+            return out[0], out[1:]
+        parts = [self.stream.run([frames[i:i + step], *(s[i:i + step] for s in state)])
+                 for i in range(0, len(frames), step)]           # rows are independent faces
+        outs = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+        return outs[0], outs[1:]
 
 
 def load(path: Path, threads: int | None = None, streaming: bool = True, check: bool = True) -> DeployedModel:

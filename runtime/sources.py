@@ -1,13 +1,18 @@
 """Capture sources, one row each: a spec string -> an opener that returns a frame reader.
 
 A reader is a callable returning a BGR uint8 frame, None at the end of a finite source,
-or raising SourceLost when a live device or stream drops (the capture thread reconnects).
-Device libraries (picamera2, GStreamer in OpenCV) are imported only when their row is used.
+or raising SourceLost when a live device or stream drops, or a file changes under it (the
+capture thread reconnects or gives up). Its `close()` releases the device: a Pi camera or a
+V4L2 node left open cannot be opened again, so the capture layer closes a reader before it
+opens the next one. Device libraries (picamera2, GStreamer in OpenCV) are imported only
+when their row is used.
 """
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -16,12 +21,34 @@ import numpy as np
 
 from .errors import EdgeferError
 
-Reader = Callable[[], "np.ndarray | None"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+OPEN_TIMEOUT_S = 10.0                  # network streams: bound on opening and on each read (FFmpeg's own)
+log = logging.getLogger("edgefer")
 
 
 class SourceLost(Exception):
     """A live source stopped delivering frames; reconnecting may help."""
+
+
+@dataclass
+class Reader:
+    """One opened source: call it for the next frame; `close()` releases the device (idempotent).
+    `shortfall` is set by readers that know how many frames a file declared and saw fewer."""
+    read: Callable[[], "np.ndarray | None"]
+    release: Callable[[], None] = field(default=lambda: None)
+    shortfall: int = 0
+    _closed: bool = False
+
+    def __call__(self) -> "np.ndarray | None":
+        return self.read()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.release()
+            except Exception as exc:   # a device that is already gone: nothing left to release
+                log.debug("releasing source: %s", exc)
 
 
 @dataclass(frozen=True)
@@ -34,6 +61,7 @@ class SourceKind:
 
 def _capture_reader(cap: "cv2.VideoCapture", what: str, live: bool) -> Reader:
     if not cap.isOpened():
+        cap.release()
         if live:
             raise SourceLost(f"cannot open {what}")
         raise EdgeferError(what, "cannot be opened as a video", "check the path, or that OpenCV can decode it")
@@ -45,13 +73,57 @@ def _capture_reader(cap: "cv2.VideoCapture", what: str, live: bool) -> Reader:
                 raise SourceLost(f"{what} stopped delivering frames")
             return None
         return frame
-    return read
+    return Reader(read, cap.release)
+
+
+def _file_identity(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def open_video_file(spec: str) -> Reader:
+    """A video file, read to its end. Its end is checked: a file deleted, truncated or replaced
+    while it was read is a lost source (the daemon exits non-zero), not a normal end; frames the
+    container declared but that did not decode (a truncated download) are counted as corrupt."""
+    if not Path(spec).is_file():
+        raise EdgeferError(spec, "video file does not exist", "pass an existing file, an rtsp:// URL or --source demo")
+    before = _file_identity(spec)
+    cap = cv2.VideoCapture(spec)
+    declared = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))   # 0 when the container does not say
+    reader = _capture_reader(cap, spec, live=False)
+    cap_read, state = reader.read, {"n": 0}
+
+    def read():
+        frame = cap_read()
+        if frame is not None:
+            state["n"] += 1
+            return frame
+        try:
+            now = _file_identity(spec)
+        except FileNotFoundError:
+            raise SourceLost(f"video file {spec} was deleted while it was read") from None
+        if now != before:
+            raise SourceLost(f"video file {spec} changed while it was read ({before[1]} -> {now[1]} bytes)")
+        if declared and state["n"] < declared:
+            reader.shortfall = declared - state["n"]
+            log.warning("%s ended at frame %d of %d declared (truncated or damaged file); %d counted corrupt",
+                        spec, state["n"], declared, reader.shortfall)
+        return None
+    reader.read = read
+    return reader
+
+
+def open_stream(spec: str, timeout_s: float = OPEN_TIMEOUT_S) -> Reader:
+    """RTSP / HTTP through FFmpeg, with its open and read timeouts bounded: a camera that
+    accepts the connection and then says nothing is a lost source after `timeout_s`, not a
+    thread stuck for FFmpeg's default 30 s (which outlasts systemd's stop timeout)."""
+    ms = int(timeout_s * 1000)
+    cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    return _capture_reader(cap, spec, live=True)
 
 
 def open_video(spec: str) -> Reader:
-    if "://" not in spec and not Path(spec).exists():
-        raise EdgeferError(spec, "video file does not exist", "pass an existing file, an rtsp:// URL or --source demo")
-    return _capture_reader(cv2.VideoCapture(spec), spec, live="://" in spec)
+    return open_stream(spec) if "://" in spec else open_video_file(spec)
 
 
 def open_webcam(spec: str) -> Reader:
@@ -78,16 +150,29 @@ def open_picamera2(spec: str) -> Reader:
     except ImportError:
         raise EdgeferError(None, "picamera2 is not installed (it needs Raspberry Pi OS's libcamera)",
                            "sudo apt install python3-picamera2, and create the venv with --system-site-packages") from None
-    cam = Picamera2(int(spec) if spec.isdigit() else 0)
-    cam.configure(cam.create_video_configuration(main={"size": (640, 480), "format": "RGB888"}))
-    cam.start()
+    try:
+        cam = Picamera2(int(spec) if spec.isdigit() else 0)
+    except (IndexError, RuntimeError) as exc:  # no such camera, or held by another process
+        raise SourceLost(f"Pi camera {spec or 0}: {exc}") from None
+    try:
+        cam.configure(cam.create_video_configuration(main={"size": (640, 480), "format": "RGB888"}))
+        cam.start()
+    except Exception as exc:
+        cam.close()                            # a half-opened camera would block the next open
+        raise SourceLost(f"Pi camera {spec or 0}: {exc}") from None
 
     def read():
         try:
             return cam.capture_array()        # RGB888 in picamera2 is BGR byte order, as OpenCV expects
         except Exception as exc:               # libcamera raises RuntimeError and others when the camera drops
             raise SourceLost(f"Pi camera: {exc}") from None
-    return read
+
+    def release():
+        try:
+            cam.stop()
+        finally:
+            cam.close()                        # frees the libcamera device for the next open
+    return Reader(read, release)
 
 
 def open_folder(spec: str) -> Reader:
@@ -102,7 +187,7 @@ def open_folder(spec: str) -> Reader:
             return None
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         return frame if frame is not None else np.zeros((0, 0, 3), np.uint8)   # unreadable: counted as corrupt
-    return read
+    return Reader(read)
 
 
 def demo_image() -> np.ndarray:
@@ -125,13 +210,13 @@ def open_demo(spec: str, size: tuple[int, int] = (640, 480)) -> Reader:
         m = cv2.getRotationMatrix2D((w / 2, h / 2), 3 * math.sin(t / 50), zoom)
         m[:, 2] += (dx + (size[0] - w) / 2, dy + (size[1] - h) / 2)
         return cv2.warpAffine(img, m, size, borderMode=cv2.BORDER_REFLECT)
-    return read
+    return Reader(read)
 
 
 SOURCES = {s.name: s for s in [
     SourceKind("demo", False, open_demo, "panning/zooming face photo shipped with scikit-image (no camera needed)"),
     SourceKind("video", False, open_video, "a video file (mp4, avi, gif, ...) : video:PATH or just PATH"),
-    SourceKind("rtsp", True, open_video, "an RTSP / HTTP stream: rtsp://host/path"),
+    SourceKind("rtsp", True, open_stream, "an RTSP / HTTP stream: rtsp://host/path"),
     SourceKind("webcam", True, open_webcam, "V4L2 / USB webcam: webcam:0 or webcam:/dev/video0"),
     SourceKind("csi", True, open_csi, "Jetson CSI camera via nvarguscamerasrc: csi:0, or csi:<GStreamer pipeline>"),
     SourceKind("picamera2", True, open_picamera2, "Raspberry Pi camera via picamera2: picamera2:0"),

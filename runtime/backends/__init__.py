@@ -25,6 +25,7 @@ class Graph:
     input_shapes: list[tuple]          # per input; None marks a dynamic axis
     fixed_batch: int | None            # None: any batch; 1: one row per call (the backend loops)
     detail: str = ""                   # e.g. the execution provider or delegate in use
+    max_batch: int | None = None       # rows one call takes at most (a TensorRT profile's max); callers split
 
 
 @dataclass(frozen=True)

@@ -88,4 +88,7 @@ def open_graph(path: Path, threads: int | None) -> Graph:
         return results
 
     shapes = [tuple(d if d >= 0 else None for d in engine.get_tensor_shape(n)) for n in inputs]
-    return Graph("tensorrt", run, shapes, None, detail=f"TensorRT {trt.__version__}")
+    # The optimization profile's largest batch (tensorrt_build: MAX_BATCH): a bigger batch is
+    # refused by set_input_shape, so DeployedModel splits its batches to this size.
+    max_batch = int(engine.get_tensor_profile_shape(inputs[0], 0)[2][0]) if shapes[0][0] is None else shapes[0][0]
+    return Graph("tensorrt", run, shapes, None, detail=f"TensorRT {trt.__version__}", max_batch=max_batch)

@@ -10,14 +10,17 @@ version, since the per-tensor scales do not depend on it.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 from edgefer.runtime.errors import EdgeferError
+from edgefer.runtime.metadata import read_sidecar, write_sidecar
 
 from .tensorrt import _check, import_cudart, import_tensorrt
 
 CACHE_HEADER = "TRT-{version}-EntropyCalibration2"
+MAX_BATCH = 8                      # the profile's largest batch; DeployedModel splits bigger batches
 
 
 def trt_version_code(version: str) -> int:
@@ -44,7 +47,7 @@ def retarget_cache(cache_text: str, version: str) -> bytes:
 
 
 def build_engine(onnx_path: Path, precision: str = "fp16", calibration_cache: Path | None = None,
-                 cache_dir: Path | None = None, workspace_mb: int = 512, max_batch: int = 8) -> Path:
+                 cache_dir: Path | None = None, workspace_mb: int = 512, max_batch: int = MAX_BATCH) -> Path:
     """ONNX -> serialized engine in the cache (reused when present). Returns the engine's path."""
     trt = import_tensorrt()
     cache_dir = cache_dir or onnx_path.parent / "engines"
@@ -106,3 +109,28 @@ def cache_calibrator(trt, cache: bytes):
             return None
 
     return CacheCalibrator()
+
+
+def engine_for(onnx_path: Path, precision: str, cache_dir: Path) -> Path:
+    """The daemon's first start on a Jetson (`--tensorrt fp16|int8` with an ONNX --model):
+    engines for the window graph and its streaming companion, built from the fp32 export
+    beside the given ONNX when it is shipped (TensorRT quantizes from the calibration cache
+    itself), cached in `cache_dir` by TensorRT version and GPU, each with the sidecar `load`
+    reads. Later starts find them and build nothing. The streaming graph's tensors are not in
+    the window graph's calibration cache, so it is built fp16 when int8 is asked."""
+    meta = read_sidecar(onnx_path)
+    fp32 = onnx_path.with_name(onnx_path.name.replace(f".{meta.precision}.", ".fp32."))
+    src = fp32 if fp32.is_file() else onnx_path
+    src_meta = read_sidecar(src)
+    calib = src.with_name(src.name.split(".")[0] + ".calib.cache")
+    window = build_engine(src, precision, calib, cache_dir)
+    companions = {}
+    if "stream" in src_meta.companions:
+        stream_src = src.with_name(src_meta.companions["stream"])
+        stream_precision = "fp16" if precision == "int8" else precision
+        stream = build_engine(stream_src, stream_precision, None, cache_dir)
+        write_sidecar(stream, dataclasses.replace(read_sidecar(stream_src), format="tensorrt",
+                                                  precision=stream_precision))
+        companions["stream"] = stream.name
+    write_sidecar(window, dataclasses.replace(src_meta, format="tensorrt", precision=precision, companions=companions))
+    return window
