@@ -25,10 +25,11 @@ class CountingSink:
         pass
 
 
-def end_to_end(video: str, model: str, frames: int, threads: int) -> dict[str, Any]:
+def end_to_end(video: str, model: str, frames: int, threads: int, detector: str = "auto") -> dict[str, Any]:
     from edgefer.runtime.config import RunConfig
     from edgefer.runtime.daemon import build
-    cfg = RunConfig(source=f"video:{video}", model=model, loop=True, threads=threads, sink=[], max_frames=frames)
+    cfg = RunConfig(source=f"video:{video}", model=model, loop=True, threads=threads, sink=[], max_frames=frames,
+                    detector=detector)
     daemon = build(cfg)
     sink = CountingSink()
     daemon.outputs.append(sink)
@@ -51,7 +52,7 @@ def end_to_end(video: str, model: str, frames: int, threads: int) -> dict[str, A
     n = daemon.stats.frames
     warm = rss[len(rss) // 10:] or rss
     return {"video": video, "model": str(daemon.model.path), "backend": daemon.model.window.backend,
-            "detector": type(daemon.detector).__name__, "frames": n, "events": sink.events,
+            "detector": getattr(daemon.detector, "name", type(daemon.detector).__name__), "frames": n, "events": sink.events,
             "fps": n / elapsed if elapsed else 0.0, "frame_p50_ms": float(np.percentile(totals, 50)),
             "frame_p99_ms": float(np.percentile(totals, 99)), "stages": daemon.stats.percentiles((50, 95, 99)),
             "dropped": daemon.capture.counters.dropped, "corrupt": daemon.capture.counters.corrupt,

@@ -185,7 +185,18 @@ def bench(args: argparse.Namespace) -> int:
     if args.streaming:
         from .streaming import streaming_cost
         result["streaming"] = streaming_cost(args.streaming, settings)
-    if args.e2e:
+    if getattr(args, "detectors", None):
+        from . import detectors as dets
+        from edgefer.runtime.detect import DETECTORS
+        names = ["auto", *DETECTORS] if args.detectors == "all" else [n.strip() for n in args.detectors.split(",") if n.strip()]
+        folder = Path(args.e2e or "../shared/data/video")
+        if not folder.is_dir():
+            raise EdgeferError(folder, "is not the folder of annotated videos", "pass --e2e ../shared/data/video")
+        result["detectors"] = dets.detector_bench(names, folder, Path(args.annotations or dets.ANNOTATIONS),
+                                                  args.e2e_model, 50 if args.quick else 300, settings.threads)
+        print(dets.write(out, result["detectors"]))
+        print(f"table: {out / 'detectors.md'}  plot: {out / 'detectors.png'}")
+    elif args.e2e:
         from .e2e import end_to_end
         result["e2e"] = end_to_end(args.e2e, args.e2e_model, 100 if args.quick else args.e2e_frames, settings.threads)
     outputs.write(out, result)

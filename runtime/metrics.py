@@ -27,6 +27,11 @@ class Stats:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     stamps: deque = field(default_factory=lambda: deque(maxlen=200))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    last_face: float = field(default_factory=time.monotonic)     # start counts as "seen", so the gauge starts at 0
+
+    def since_face(self) -> float:
+        """Seconds since a frame last had a face: a detector that sees nobody in a busy view shows here."""
+        return time.monotonic() - self.last_face
 
     def record(self, stages: dict[str, float], faces: int) -> None:
         with self.lock:
@@ -36,6 +41,8 @@ class Stats:
                 self.counts[k] += 1
             self.frames += 1
             self.faces = faces
+            if faces:
+                self.last_face = time.monotonic()
             self.stamps.append(time.perf_counter())
 
     def fps(self) -> float:
@@ -54,6 +61,8 @@ class Stats:
                  "# HELP edgefer_frames_total frames processed", "# TYPE edgefer_frames_total counter",
                  f"edgefer_frames_total {self.frames}",
                  "# HELP edgefer_faces faces in the last frame", "# TYPE edgefer_faces gauge", f"edgefer_faces {self.faces}",
+                 "# HELP edgefer_seconds_since_face seconds since a frame last had a face",
+                 "# TYPE edgefer_seconds_since_face gauge", f"edgefer_seconds_since_face {self.since_face():.1f}",
                  "# HELP edgefer_sink_errors_total events a sink failed to deliver (dropped)",
                  "# TYPE edgefer_sink_errors_total counter", f"edgefer_sink_errors_total {sink_errors}"]
         c = capture.counters

@@ -92,7 +92,7 @@ def test_latest_frame_policy_drops_the_oldest(tmp_path):
             return np.zeros((8, 8, 3), np.uint8)
         return read
     cap = Capture(SourceKind("fast", True, open_, "test"), "", buffer=2).start()
-    time.sleep(0.3)                                   # a slow consumer
+    assert wait_for(lambda: cap.counters.captured == 200)   # a consumer that took nothing meanwhile
     taken = 0
     while cap.get(timeout=0.2) is not None:
         taken += 1
@@ -110,7 +110,8 @@ def test_files_without_a_clock_lose_no_frames():
             return None if n["i"] > 50 else np.full((8, 8, 3), n["i"], np.uint8)
         return read
     cap = Capture(SourceKind("file", False, open_, "test"), "", buffer=2).start()
-    time.sleep(0.2)
+    assert wait_for(lambda: cap.counters.captured == 2)     # the buffer is full: the reader must now wait
+    assert cap.counters.dropped == 0
     got = []
     while (p := cap.get(timeout=0.5)) is not None:
         got.append(int(p.image[0, 0, 0]))
@@ -122,8 +123,8 @@ def test_corrupt_images_in_a_folder_are_counted_and_skipped(tmp_path):
     (tmp_path / "b.png").write_bytes(b"not a png")
     cv2.imwrite(str(tmp_path / "c.png"), np.zeros((20, 20, 3), np.uint8))
     cap = Capture(*sources.parse(f"folder:{tmp_path}"), buffer=8).start()
-    time.sleep(0.3)
-    assert cap.state == "ended" and cap.counters.captured == 2 and cap.counters.corrupt == 1
+    assert wait_for(lambda: cap.state == "ended")
+    assert cap.counters.captured == 2 and cap.counters.corrupt == 1
 
 
 def test_missing_video_file_fails_at_start(tmp_path):
