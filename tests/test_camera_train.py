@@ -102,13 +102,20 @@ def ferplus_pack(fixture_dir, tmp_path_factory):
 
 
 def test_pack_keeps_votes_and_fer2013_labels(ferplus_pack):
+    """A FERPlus pack keeps each face's vote shares (summing to 1, topped by its majority label)
+    and FER2013's own label for it, in the pack's label order (the fixture's votes agree with
+    FER2013's labels on every face, so that label is the majority one)."""
     d = pack.read_pack(ferplus_pack)
     assert d.votes is not None and d.votes.shape == (len(d.y), len(d.labels)) and np.allclose(d.votes.sum(1), 1)
     assert (d.votes.argmax(1) == d.y).all()                    # the majority label is the top vote share
-    assert d.alt_y is not None and (d.alt_y >= 0).all()
+    assert d.alt_y is not None and np.array_equal(d.alt_y, d.y)
 
 
 def test_training_on_votes_with_camera_augmentation_scores_both_label_sets(ferplus_pack, tmp_path):
+    """A vote-target run scores every epoch on both label sets and selects on their mean; best.pt
+    holds the selected epoch's weights and records both of its scores, each what running best.pt
+    on the pack's PublicTest faces gives against FERPlus' labels and against FER2013's."""
+    from edgefer.runtime.preprocess import normalize
     cfg = from_recipe("resident", model="edge", model_kwargs=SMALL_EDGE, data=str(ferplus_pack), out=tmp_path / "r",
                       minutes=10, epochs=2, batch_size=8, lr=0.05, device="cpu", threads=1, progress=False,
                       log_every=0, alt_label_weight=0.3)
@@ -116,9 +123,18 @@ def test_training_on_votes_with_camera_augmentation_scores_both_label_sets(ferpl
     summary = train(cfg)
     h = summary["history"][-1]
     assert "val_acc_alt" in h and h["val_select"] == pytest.approx((h["val_acc"] + h["val_acc_alt"]) / 2)
-    _, meta = checkpoint.load(tmp_path / "r" / "best.pt")
-    assert list(meta.labels) == pack.read_pack(ferplus_pack).labels
-    assert "val_accuracy_alt_labels" in meta.metrics
+    best = summary["history"][summary["best_epoch"] - 1]
+    assert summary["best_val_accuracy"] == pytest.approx(best["val_select"])
+    model, meta = checkpoint.load(tmp_path / "r" / "best.pt")
+    d = pack.read_pack(ferplus_pack)
+    assert list(meta.labels) == d.labels
+    x = torch.from_numpy(normalize(d.pixels[d.val_idx], meta.mean, meta.std))[:, None, None]   # (N, T=1, 1, 48, 48)
+    with torch.no_grad():
+        said = model.eval()(x).argmax(1).numpy()
+    alt, has = d.alt_y[d.val_idx], d.alt_y[d.val_idx] >= 0
+    assert meta.metrics["val_accuracy"] == pytest.approx(np.mean(said == d.y[d.val_idx])) == best["val_acc"]
+    assert meta.metrics["val_accuracy_alt_labels"] == pytest.approx(np.mean(said[has] == alt[has]))
+    assert meta.metrics["val_accuracy_alt_labels"] == best["val_acc_alt"]
 
 
 def test_ablation_rows_and_table():
@@ -132,16 +148,31 @@ def test_ablation_rows_and_table():
     json.dumps(s)
 
 
-def test_label_mix_probe_trades_one_label_set_for_the_other(ferplus_pack, small_edge_checkpoint, tmp_path):
+def test_label_mix_probe_trades_one_label_set_for_the_other(ferplus_pack, small_edge_checkpoint, tmp_path, monkeypatch):
     """The probe behind the shipped target mix: W=1 trains on FER2013's labels alone, so its
-    FER2013 accuracy is at least W=0's (fixture labels agree, so both are learnable)."""
+    FER2013 accuracy is at least W=0's (fixture labels agree, so both are learnable). Each row's
+    accuracies are a recount of its fitted head's answers on the pack's PublicTest faces, against
+    FERPlus' majority label and FER2013's own label, over every PublicTest face."""
     from edgefer.train import label_mix_probe
+    heads, feats = [], []
+    fit, features = label_mix_probe.fit_head, label_mix_probe.features
+    # keep what the probe computes (each fitted head; the features of train, then PublicTest) to recount
+    monkeypatch.setattr(label_mix_probe, "fit_head", lambda *a, **k: heads.append(fit(*a, **k)) or heads[-1])
+    monkeypatch.setattr(label_mix_probe, "features", lambda *a, **k: feats.append(features(*a, **k)) or feats[-1])
     out = tmp_path / "mix.json"
     assert label_mix_probe.main([str(ferplus_pack), "--init", str(small_edge_checkpoint), "--weights", "0,1",
                                  "--out", str(out)]) == 0
     r = json.loads(out.read_text())["rows"]
     assert [row["alt_label_weight"] for row in r] == [0.0, 1.0]
-    assert all(0 <= row["ferplus_acc"] <= 1 and row["n"] > 0 for row in r)
+    d = pack.read_pack(ferplus_pack)
+    y, alt = d.y[d.val_idx], d.alt_y[d.val_idx]
+    assert len(heads) == 2 and len(feats) == 2 and len(feats[1]) == len(d.val_idx)   # train features, then PublicTest's
+    for row, head in zip(r, heads):
+        with torch.no_grad():
+            said = head(feats[1]).argmax(1).numpy()
+        assert row["n"] == len(d.val_idx)
+        assert row["ferplus_acc"] == pytest.approx(np.mean(said == y))
+        assert row["fer2013_acc"] == pytest.approx(np.mean(said[alt >= 0] == alt[alt >= 0]))
     assert r[1]["fer2013_acc"] >= r[0]["fer2013_acc"] - 1e-9
 
 

@@ -42,23 +42,46 @@ def test_evaluate_writes_metrics_plots_and_summary(fixture_dir, tiny_checkpoint,
 
 
 def test_metrics_match_a_known_case():
+    """Accuracy, precision, recall, confusion matrix and one-vs-rest ROC AUC (per class and their
+    macro mean) equal a hand count on six faces. Each face's answer has its own confidence
+    (scales 6, 5, 4, 2, 1, 3), so every class's scores are distinct: the predicted class's
+    softmax share e^s/(e^s+2) rises with s and exceeds 1/3, the others' 1/(e^s+2) fall with s,
+    and each AUC is a count of (positive, negative) pairs ranked the right way, with no ties
+    (equal logits would tie only up to float rounding, which decides such AUCs arbitrarily)."""
     labels = ["angry", "happy", "sad"]
     y = np.array([0, 0, 1, 1, 2, 2])
-    logits = np.eye(3)[[0, 1, 1, 1, 2, 0]] * 5
+    logits = np.eye(3)[[0, 1, 1, 1, 2, 0]] * np.array([6, 5, 4, 2, 1, 3])[:, None]
     r = classification_report(y, logits, labels)
     assert r["accuracy"] == pytest.approx(4 / 6)
     assert r["per_class"]["happy"]["precision"] == pytest.approx(2 / 3)
     assert r["per_class"]["angry"]["recall"] == pytest.approx(0.5)
     assert r["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
-    assert 0 <= r["roc_auc_ovr_macro"] <= 1
+    # angry: face 0 (high) outranks all 4 negatives, face 1 (low at scale 5, the lowest) none -> 4/8;
+    # happy: faces 2, 3 outrank every negative except face 1 (happy at scale 5) -> 6/8;
+    # sad: face 4 (high) outranks all 4 negatives, face 5 (low at scale 3) those low at 6, 5, 4 -> 7/8
+    auc = {lab: m["roc_auc"] for lab, m in r["per_class"].items()}
+    assert auc == {"angry": pytest.approx(0.5), "happy": pytest.approx(0.75), "sad": pytest.approx(0.875)}
+    assert r["roc_auc_ovr_macro"] == pytest.approx((0.5 + 0.75 + 0.875) / 3)
 
 
 def test_evaluate_on_a_fold(fixture_dir, tiny_checkpoint, tmp_path):
+    """`--split test --fold 3` scores exactly the faces of fold 3's test subjects: as many faces,
+    of the same labels, as the subject-grouped split plan puts there (fold 3 holds angry, sad and
+    surprise faces only, unlike fold 0 or the whole dataset)."""
+    from collections import Counter
+
+    from edgefer.train import datasets, splits
+    spec = f"ckplus:{fixture_dir('ckplus48', per_class=12)}"
     ckpt = tiny_checkpoint(labels=("angry", "disgust", "fear", "happy", "sad", "surprise", "contempt"))
-    res = run_cli("evaluate", ckpt, "--data", f"ckplus:{fixture_dir('ckplus48', per_class=12)}",
-                  "--split", "test", "--fold", "3", "--json", "--out", tmp_path / "e", cwd=tmp_path)
+    res = run_cli("evaluate", ckpt, "--data", spec, "--split", "test", "--fold", "3", "--json", "--out", tmp_path / "e",
+                  cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["fold"] == 3
+    r = json.loads(res.stdout)
+    ds = datasets.load(spec)
+    fold3 = Counter(ds.items[i].label for i in splits.plan_splits(ds).indices("test", 3))
+    assert r["fold"] == 3 and r["n"] == sum(fold3.values())
+    assert {lab: c["support"] for lab, c in r["per_class"].items() if c["support"]} == dict(fold3)
+    assert np.array(r["confusion_matrix"]).sum(1).tolist() == [fold3[lab] for lab in r["labels"]]
 
 
 def test_label_set_mismatch_is_refused(fixture_dir, tiny_checkpoint, tmp_path):

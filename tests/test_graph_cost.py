@@ -30,18 +30,33 @@ def test_hand_built_onnx_graph(tmp_path):
     assert cost["params"] == 8 * 9 + 8 + 7 * 2048          # the int64 shape constant is not a weight
 
 
-def test_artifacts_count_what_pytorch_counts(small_artifacts):
+def test_artifacts_count_what_pytorch_counts(small_artifacts, small_edge_checkpoint):
+    """Every exported graph (each format, precision, window and stream) costs what PyTorch counts
+    for the model: its MFLOPs, and its weights are the model's parameters with each BatchNorm
+    folded into its conv (gamma and beta, 2C numbers, become the conv's bias, C). The TFLite
+    window graph (T = 1 from the zero state) has no GRU recurrent matrix or bias left: their
+    product with h = 0 is folded away, so its count (and MFLOPs, slightly) is lower by that."""
+    import torch
+
+    from edgefer.train import checkpoint
+    from edgefer.train.models.profile import params
     folder, _, _ = small_artifacts
+    model, _ = checkpoint.load(small_edge_checkpoint)
+    folded = sum(b.num_features for b in model.modules() if isinstance(b, torch.nn.BatchNorm2d))
+    (gru,) = [m for m in model.modules() if isinstance(m, torch.nn.GRU)]
+    recurrent = gru.weight_hh_l0.numel() + gru.bias_hh_l0.numel()
     seen = set()
     for f in sorted(folder.iterdir()):
         if f.suffix not in (".onnx", ".tflite"):
             continue
-        torch_mflops = read_sidecar(f).metrics["mflops_per_frame"]
+        torch_cost = read_sidecar(f).metrics
+        assert torch_cost["params"] == params(model), f.name
         cost = graph_cost(f)
         # ONNX keeps every matmul; TFLite folds the GRU's recurrent product away when the state is zero
         tol = 1e-3 if f.suffix == ".onnx" else 0.05
-        assert cost["mflops"] == pytest.approx(torch_mflops, rel=tol), f.name
-        assert cost["params"] > 0
+        assert cost["mflops"] == pytest.approx(torch_cost["mflops_per_frame"], rel=tol), f.name
+        dropped = recurrent if (f.suffix, ".stream." in f.name) == (".tflite", False) else 0
+        assert cost["params"] == params(model) - folded - dropped, f.name
         seen.add((f.suffix, ".stream." in f.name))
     assert {(".onnx", False), (".onnx", True), (".tflite", False)} <= seen
 

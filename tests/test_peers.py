@@ -147,15 +147,24 @@ def test_a_pickled_module_or_a_foreign_tar_is_refused(tmp_path):
 
 
 def test_bench_row_carries_the_claim_beside_the_measured_accuracy(fake_peer, tmp_path):
-    """Protects: a peer's claimed accuracy and its source reach the JSON row, the CSV and the table."""
+    """Protects: a peer's claimed accuracy and its source reach the JSON row, the CSV and the table,
+    beside the measured accuracy and macro-F1: a hand count of the package's own network's answers
+    (its ToTensor + Normalize(0.5, 0.5) preparation) on the same 20 faces."""
+    from sklearn.metrics import f1_score
+
     from edgefer.benchmarks import outputs, suite
     from edgefer.benchmarks.timing import QUICK
     (subject,) = rows.peer_subject("facial-emotion-recognition")
     assert subject.format == "onnx" and subject.info["params"] > 0 and subject.claimed_accuracy == 0.5
-    fs = suite.FaceSet("main", "fake", "test", faces(), np.arange(20) % 7, FER_ORDER, "0" * 64)
+    y = np.arange(20) % 7
+    fs = suite.FaceSet("main", "fake", "test", faces(), y, FER_ORDER, "0" * 64)
     row = suite.run_row(subject, [fs], QUICK)
     suite._score(row, [fs])
-    assert row["claimed_accuracy"] == 0.5 and 0 <= row["accuracy"] <= 1
+    with torch.no_grad():
+        said = fake_peer[1](((torch.from_numpy(faces()).float() / 255 - 0.5) / 0.5)[:, None]).argmax(1).numpy()
+    assert row["claimed_accuracy"] == 0.5
+    assert row["accuracy"] == pytest.approx(np.mean(said == y))
+    assert row["macro_f1"] == pytest.approx(f1_score(y, said, average="macro", labels=np.unique(y)))
     result = {"settings": QUICK.to_dict(), "profile": outputs.machine_profile(1), "data": "fake", "split": "test",
               "cross": [], "rows": [row], "streaming": None, "e2e": None}
     outputs.write(tmp_path, result)

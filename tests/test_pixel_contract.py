@@ -133,8 +133,11 @@ def test_evaluate_detect_counts_photos_without_a_face_and_unreadable_files(tmp_p
     assert (det["photos"], det["found"], det["no_face"], det["unreadable"]) == (3, 1, 1, 1)
     assert r["n"] == 3 and r["labels"][-1] == "(no face)"
     cm = np.array(r["confusion_matrix"])
-    assert cm[:, -1].sum() == 2                      # both failures are predictions of "(no face)"
-    assert r["accuracy"] <= 1 / 3 + 1e-9 and r["detected_only"]["n"] == 1
+    happy, sad = r["labels"].index("happy"), r["labels"].index("sad")
+    assert cm[sad, -1] == cm[:, -1].sum() == 2       # both failures (the sad photos) are predictions of "(no face)"
+    assert cm[happy].sum() == 1 and cm[happy, -1] == 0   # the astronaut's face got one of the model's labels
+    assert r["detected_only"]["n"] == 1 and r["detected_only"]["accuracy"] == cm[happy, happy]
+    assert r["accuracy"] == pytest.approx(np.trace(cm) / 3) == r["detected_only"]["accuracy"] / 3   # failures count
     assert "without a face" in (tmp_path / "eval" / "summary.md").read_text()
 
 

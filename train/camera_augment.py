@@ -43,7 +43,8 @@ def framing(a: Augment) -> Augment:
 
 
 def lowres(x: torch.Tensor, g: torch.Generator, p: float = 0.35) -> torch.Tensor:
-    """A face 12-40 px across, upsampled to the input side (area down, bilinear up, as the crop does)."""
+    """A face 12-40 px across, upsampled to the input side (area down, bicubic up, clipped to the pixel
+    range, as the crop's `resize_square` with the contract's ENLARGE does)."""
     pick = _pick(x, p, g)
     side = x.shape[-1]
     sides = torch.tensor([12, 16, 20, 24, 32, 40], device=x.device)
@@ -53,7 +54,7 @@ def lowres(x: torch.Tensor, g: torch.Generator, p: float = 0.35) -> torch.Tensor
         m = pick & (which == s)
         if m.any() and s < side:
             small = F.interpolate(x[m], size=(s, s), mode="area")
-            out[m] = F.interpolate(small, size=(side, side), mode="bilinear", align_corners=False)
+            out[m] = F.interpolate(small, size=(side, side), mode="bicubic", align_corners=False).clamp(0, 1)
     return out
 
 

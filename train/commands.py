@@ -82,7 +82,8 @@ def evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(model=args.model, data=args.data, split=args.split, fold=args.fold, drop_leaked=args.drop_leaked,
                      detect=args.detect, detector=args.detector, detect_threshold=args.detect_threshold,
                      margin=args.margin, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
-                     seed=args.seed, folds=args.folds, progress=sys.stderr.isatty(), ignore_labels=tuple(args.ignore_label))
+                     seed=args.seed, folds=args.folds, progress=sys.stderr.isatty(), ignore_labels=tuple(args.ignore_label),
+                     face_size=args.face_size)
     if not args.detect and (args.margin is not None or args.detector != "auto"):
         raise EdgeferError(None, "--margin and --detector apply to --detect only", "add --detect, or drop them")
     print_result(run_evaluation(cfg), args.json)

@@ -7,12 +7,18 @@ framing cuts it, so the number is what `edgefer run` would report on those photo
 photo with no face found, or one that cannot be read, counts as an error (a `(no face)`
 prediction) and is reported, never dropped.
 
+`--face-size N` scores the cropped faces as a distant camera would give them: each face
+area-averaged down to N x N pixels, then brought back to the model's input through the
+pixel contract, the very path (`image_pixels` -> `face_pixels` -> `resize_square`'s
+enlarging) a detected face whose framed square is N px takes on the device.
+
 `peer:NAME` scores a benchmark peer (`edgefer bench --peers NAME`: fer, facial-emotion-recognition,
 or a PATH with PATH.peer.json) on the same faces: the pixel contract's 48x48 face, as the bench
 gives it, then the peer's own resize and scaling, over the peer's labels.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -23,8 +29,8 @@ import numpy as np
 import torch
 
 from edgefer.runtime.errors import EdgeferError
-from edgefer.runtime.metadata import ModelMetadata, file_sha256
-from edgefer.runtime.preprocess import normalize
+from edgefer.runtime.metadata import ModelMetadata, Preprocessing, file_sha256
+from edgefer.runtime.preprocess import image_pixels, normalize
 
 from . import checkpoint, default_model, splits
 from .batches import eval_batches, infer
@@ -52,6 +58,7 @@ class EvalConfig:
     folds: int = 10
     progress: bool = True
     ignore_labels: tuple[str, ...] = ()   # never predicted: their logits are masked (8 classes scored as 7)
+    face_size: int | None = None      # cropped faces: shrink each to N x N px first (a distant face); None: as stored
 
 
 def targets(labels_of_items: list[str], meta: ModelMetadata, where: str) -> np.ndarray:
@@ -136,6 +143,23 @@ def masked(predict, labels: list[str], ignore: tuple[str, ...]):
     return run
 
 
+def at_face_size(gray: np.ndarray, side: int, size: int, pre: Preprocessing) -> np.ndarray:
+    """A pre-cropped face as a camera gives it when its framed square is `side` px: the whole face
+    area-averaged to side x side (as the sensor integrates it; no histogram step yet), then the
+    contract's path of a face that size up to the model's `size` (enlarging, histogram)."""
+    small = image_pixels(gray, side, dataclasses.replace(pre, histogram="none"))
+    return image_pixels(small, size, pre)
+
+
+def distant_faces(ds, idx: list[int], side: int, meta: ModelMetadata) -> np.ndarray:
+    """uint8 (len(idx), S, S): the faces of `idx`, read from their files again, at `side` px."""
+    S = meta.input_size
+    out = np.zeros((len(idx), S, S), np.uint8)
+    for n, i in enumerate(idx):
+        out[n] = at_face_size(ds.read(ds.items[i]), side, S, meta.preprocessing)
+    return out
+
+
 def _with_no_face(logits: np.ndarray, found: np.ndarray) -> np.ndarray:
     """Logits over the model's labels + a `(no face)` column that wins exactly where no face was found."""
     out = np.full((len(found), logits.shape[1] + 1), -1e9, np.float64)
@@ -151,8 +175,15 @@ def run_evaluation(cfg: EvalConfig) -> dict:
     if cfg.ignore_labels:
         predict = masked(predict, meta.labels, cfg.ignore_labels)
         name += "-no-" + "-".join(cfg.ignore_labels)
+    if cfg.face_size is not None and not 4 <= cfg.face_size <= 4096:
+        raise EdgeferError(None, f"--face-size {cfg.face_size} is not a face size",
+                           "give pixels, 4 to 4096 (e.g. 24 or 32)")
     if cfg.detect:
         from .detect_eval import detect_faces
+        if cfg.face_size is not None:
+            raise EdgeferError(None, "--face-size shrinks cropped faces; with --detect the photos set the face size",
+                               "drop one of the two options (make small-face photos with `edgefer data uncropped "
+                               "--min-side/--max-side`)")
         if cfg.drop_leaked:
             raise EdgeferError(None, "--drop-leaked compares cropped faces with training; it does not apply to --detect",
                                "drop one of the two options")
@@ -175,7 +206,10 @@ def run_evaluation(cfg: EvalConfig) -> dict:
             bad = leaked(decoded, plan, idx, plan.indices("train", cfg.fold))
             idx, dropped = [i for i in idx if i not in bad], len(bad)
         y = targets([ds.items[i].label for i in idx], meta, cfg.data)
-        logits = predict(decoded.pixels, np.array(idx, np.int64))
+        if cfg.face_size:
+            logits = predict(distant_faces(ds, idx, cfg.face_size, meta), np.arange(len(idx), dtype=np.int64))
+        else:
+            logits = predict(decoded.pixels, np.array(idx, np.int64))
         report = classification_report(y, logits, list(meta.labels))
         try:
             man_path = splits.write_manifest(man, Path("runs/manifests"))
@@ -184,7 +218,7 @@ def run_evaluation(cfg: EvalConfig) -> dict:
         extra = {"manifest_sha256": man["manifest_sha256"], "manifest": str(man_path),
                  "dropped_leaked": dropped if cfg.drop_leaked else None}
     split_name = cfg.split if cfg.fold is None else f"{cfg.split}-fold{cfg.fold}"
-    tag = "-detect" if cfg.detect else ""
+    tag = "-detect" if cfg.detect else f"-face{cfg.face_size}" if cfg.face_size else ""
     out = cfg.out or Path(f"runs/eval/{name}-{ds.name}-{split_name}{tag}")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -194,9 +228,11 @@ def run_evaluation(cfg: EvalConfig) -> dict:
         "model": str(model_path), "model_sha256": file_sha256(model_path), "architecture": meta.architecture,
         "format": meta.format, "precision": meta.precision, "preprocessing": meta.to_dict()["preprocessing"],
         "dataset": cfg.data, "split": cfg.split, "fold": cfg.fold, "skipped_files": len(ds.skipped),
+        "face_size": cfg.face_size,
         **predict.record, **extra, **report,
     }
-    title = f"{meta.architecture} on {ds.name} {split_name}{' (detect + crop)' if cfg.detect else ''}"
+    title = (f"{meta.architecture} on {ds.name} {split_name}{' (detect + crop)' if cfg.detect else ''}"
+             f"{f' (faces at {cfg.face_size} px)' if cfg.face_size else ''}")
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     plot_confusion(report, out / "confusion.png", title)
     plot_roc(y, logits if not cfg.detect else _with_no_face(logits, found)[:, :-1], list(meta.labels), out / "roc.png", title)
@@ -224,7 +260,8 @@ def print_result(result: dict, as_json: bool) -> None:
     faces = (f", faces found in {det['found']}/{det['photos']} photos ({det['no_face']} without a face, "
              f"{det['unreadable']} unreadable; no face = error)") if det else ""
     auc = result["roc_auc_ovr_macro"]
-    print(f"{result['architecture']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.4f}, "
+    at = f" (faces at {result['face_size']} px)" if result.get("face_size") else ""
+    print(f"{result['architecture']} on {result['dataset']} {result['split']}{at}: accuracy {result['accuracy']:.4f}, "
           f"macro-F1 {result['macro_f1']:.4f}, ROC AUC {auc if auc is not None else float('nan'):.4f} "
           f"(n={result['n']}){faces} -> {result['out']}")
 
@@ -237,13 +274,16 @@ def summary_markdown(r: dict, title: str) -> str:
         f"- detection: {det['detector']} found a face in {det['found']} of {det['photos']} photos "
         f"({det['no_face']} without a face, {det['unreadable']} unreadable, {det['several_faces']} with several: "
         f"the largest is scored); framing margin {det['margin']}; a photo without a face counts as an error\n")
+    side = r.get("face_size")
+    distant = "" if not side else (f"- faces at {side} px: each face area-averaged to {side}x{side}, then enlarged "
+                                   "to the model's input by the pixel contract (what a distant face gives)\n")
     rows = "\n".join(f"| {lab} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
                      f"{'' if m['roc_auc'] is None else format(m['roc_auc'], '.3f')} | {m['support']} |"
                      for lab, m in r["per_class"].items())
     return (f"# {title}\n\n"
             f"- model: `{r['model']}` (sha256 {r['model_sha256'][:12]})\n"
             f"- data: `{r['dataset']}`, split `{r['split']}`{fold}, n={r['n']}, "
-            f"manifest {(r['manifest_sha256'] or '')[:12]}{leak}\n{detect}"
+            f"manifest {(r['manifest_sha256'] or '')[:12]}{leak}\n{detect}{distant}"
             f"- accuracy **{r['accuracy']:.4f}**, macro-F1 **{r['macro_f1']:.4f}**, "
             f"macro P {r['macro_precision']:.4f} / R {r['macro_recall']:.4f}, ROC AUC (ovr, macro) "
             f"{'n/a' if r['roc_auc_ovr_macro'] is None else format(r['roc_auc_ovr_macro'], '.4f')}\n\n"

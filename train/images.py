@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import Preprocessing
-from edgefer.runtime.preprocess import image_pixels
+from edgefer.runtime.preprocess import ENLARGE, image_pixels
 
 from .datasets import Dataset, Skip
 
@@ -35,7 +35,8 @@ def pixel_hash(gray: np.ndarray) -> str:
 
 
 def _fingerprint(ds: Dataset, size: int, pre: Preprocessing) -> str:
-    h = hashlib.sha256(f"{ds.name}|{ds.root.resolve()}|{size}|{pre.gray}|{pre.resize}|{pre.histogram}|v2".encode())
+    h = hashlib.sha256(f"{ds.name}|{ds.root.resolve()}|{size}|{pre.gray}|{pre.resize}|enlarge{ENLARGE}|"
+                       f"{pre.histogram}|v2".encode())
     for it in ds.items:
         path = ds.root / it.key
         st = path.stat() if path.exists() else ds.root.stat()   # CSV rows: the CSV's own stat
