@@ -80,7 +80,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                                  "artifact written by edgefer compress (.onnx, .tflite, .engine; run in its own backend), "
                                  "or peer:NAME, a bench peer (peer:fer, peer:facial-emotion-recognition) on the same faces")
     p.add_argument("--data", required=True, help=DATASET_HELP)
-    p.add_argument("--split", required=True, help="split name (e.g. PublicTest, fold3) or role (train/val/test)")
+    p.add_argument("--split", default="PublicTest",
+                   help="split name (e.g. PublicTest, fold3), role (train/val/test) or `all` (default: %(default)s, as bench; "
+                        "a folder dataset's `test/` is --split test)")
     p.add_argument("--fold", type=int, help="fold number, when --split is a role of a k-fold dataset")
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     p.add_argument("--drop-leaked", action="store_true",
@@ -242,7 +244,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     for name, f in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        rule = [] if f.type in ("str", "bool", "bool | None") and not f.metadata["choices"] else [allowed(name)]
+        plain = f.type in ("str", "bool", "bool | None") and not f.metadata["choices"]
+        rule = [] if plain or callable(f.metadata["choices"]) else [allowed(name)]
         rule += [] if default is None else [f"default {default}"]
         text = (f.metadata["help"] + (f" ({'; '.join(rule)})" if rule else "")).replace("%", "%%")
         if f.type in ("bool", "bool | None"):
@@ -322,7 +325,7 @@ COMMANDS = [
                    "  edgefer experiment leakage-oversampling --model cnn1 --data fer2013:../shared/data/fer2013 --epochs 10\n"
                    "  edgefer experiment temporal-ablation --model edge --clip-length 3 --data ckplus:../shared/data/ckplus48"),
     Command("compress", "prune, quantize, export ONNX / TFLite / TensorRT, check every artifact against PyTorch",
-            "edgefer.compress.pipeline:compress", _compress_args,
+            "edgefer.compress.pipeline:compress", _compress_args, extra="train,compress",
             epilog="examples:\n"
                    "  edgefer compress default --precision int8 --formats onnx,tflite\n"
                    "  edgefer compress default --prune 0.5 --precision int8 --formats onnx\n"
@@ -373,20 +376,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The extra that provides each module the workstation commands import (import name -> extra).
+EXTRA_OF = {"torch": "train", "sklearn": "train", "matplotlib": "train", "albumentations": "train",
+            "imagehash": "train", "imblearn": "train", "optuna": "train", "scipy": "train", "PIL": "train",
+            "onnx": "compress", "onnxscript": "compress", "torch_pruning": "compress", "litert_torch": "compress",
+            "ai_edge_quantizer": "compress"}
+
+
+def _missing_extra(cmd: Command, exc: ModuleNotFoundError) -> EdgeferError:
+    """A module the device install leaves out -> one line naming the extra(s) that bring it."""
+    top = (exc.name or "").partition(".")[0]
+    extras = [e for e in cmd.extra.split(",") if e]
+    if EXTRA_OF.get(top) and EXTRA_OF[top] not in extras:
+        extras.append(EXTRA_OF[top])
+    return EdgeferError(None, f"`edgefer {cmd.name}` needs {top}, which the device install leaves out",
+                        f"pip install 'edgefer[{','.join(extras) or 'train'}]'")
+
+
 def _handler(cmd: Command) -> Callable[[argparse.Namespace], int]:
     module, _, func = cmd.handler.partition(":")
     try:
         return getattr(importlib.import_module(module), func)
     except ModuleNotFoundError as exc:
-        raise EdgeferError(None, f"`edgefer {cmd.name}` needs {exc.name}, which is not installed",
-                           f"pip install 'edgefer[{cmd.extra}]'") from None
+        raise _missing_extra(cmd, exc) from None
+
+
+def _is_extra(exc: ModuleNotFoundError) -> bool:
+    """A third-party module missing (an extra not installed), not one of edgefer's own (a bug)."""
+    return bool(exc.name) and exc.name.partition(".")[0] not in ("edgefer", "") and exc.name != "__main__"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(_handler(args.cmd)(args) or 0)
+        try:
+            return int(_handler(args.cmd)(args) or 0)
+        except ModuleNotFoundError as exc:     # handlers import their heavy modules lazily, too
+            if not _is_extra(exc):
+                raise
+            raise _missing_extra(args.cmd, exc) from None
     except EdgeferError as exc:
         print(f"edgefer: error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 try:
     import tomllib                     # Python 3.11+
@@ -24,10 +24,13 @@ except ModuleNotFoundError:            # JetPack 6 ships Python 3.10
 from .errors import EdgeferError
 
 
-def setting(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
-            high: float | None = None, open_low: bool = False, flag: str | None = None) -> Any:
-    """A field with its rule: `choices`, or a range [low, high] (`open_low`: low itself excluded)."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "open_low": open_low, "flag": flag}
+def setting(default: Any, help: str, *, choices: tuple | Callable[[], tuple] | None = None, low: float | None = None,
+            high: float | None = None, open_low: bool = False, flag: str | None = None, argument: bool = False) -> Any:
+    """A field with its rule: `choices` (or a function giving them, for a registry imported only
+    when a value is checked; `argument`: NAME:ARG values, NAME checked), or a range [low, high]
+    (`open_low`: low itself excluded)."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "open_low": open_low, "flag": flag,
+            "argument": argument}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -40,9 +43,9 @@ class RunConfig:
     tensorrt: str | None = setting(None, "on a Jetson: build (first start only, cached in $CACHE_DIRECTORY or beside "
                                          "the model) and run a TensorRT engine of this precision from the ONNX model",
                                    choices=("fp16", "int8"))
-    detector: str = setting("auto", "face detector: auto, blazeface, blazeface-full, blazeface-full-sparse, "
-                                    "blazeface-back, haar, or NAME:WEIGHTS.tflite (`edgefer bench --detectors` "
-                                    "measures them)")
+    detector: str = setting("auto", "face detector: auto (chosen by measurement), a row of `edgefer bench "
+                                    "--detectors`, or NAME:WEIGHTS.tflite", choices=lambda: detector_names(),
+                            argument=True)
     detect_threshold: float = setting(0.5, "detector score threshold", low=0.0, high=1.0, open_low=True)
     sink: list[str] = setting(["jsonl"], "jsonl (stdout), jsonl:FILE, mqtt:mqtt://host[:port]/topic[?qos=1&buffer=1000]; "
                                          "repeat for several")
@@ -77,6 +80,11 @@ class RunConfig:
                                   low=1, high=100000)
 
 
+def detector_names() -> tuple[str, ...]:
+    from .detect import DETECTORS           # cv2 and the registry: only when a detector value is checked
+    return ("auto", *DETECTORS)
+
+
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 TYPES = typing.get_type_hints(RunConfig)
 
@@ -95,7 +103,8 @@ def allowed(name: str) -> str:
     base, optional = _parts(name)
     m = FIELDS[name].metadata
     if m["choices"]:
-        what = "one of " + ", ".join(m["choices"])
+        choices = m["choices"]() if callable(m["choices"]) else m["choices"]
+        what = "one of " + ", ".join(choices) + (" (optionally NAME:ARG)" if m["argument"] else "")
     elif base is bool:
         what = "true or false"
     elif typing.get_origin(base) is list:
@@ -142,8 +151,10 @@ def check(name: str, value: Any, where: str | Path | None = None) -> Any:
         value = float(value)
     elif not isinstance(value, str):
         raise bad()
-    if m["choices"] and value not in m["choices"]:
-        raise bad()
+    if m["choices"]:
+        choices = m["choices"]() if callable(m["choices"]) else m["choices"]
+        if (value.partition(":")[0] if m["argument"] else value) not in choices:
+            raise bad()
     if m["low"] is not None and (value < m["low"] or (m["open_low"] and value == m["low"])):
         raise bad()
     if m["high"] is not None and value > m["high"]:

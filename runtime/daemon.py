@@ -38,28 +38,16 @@ EXIT_OK, EXIT_BUG, EXIT_START, EXIT_SOURCE_LOST = 0, 1, 2, 3
 
 
 def shipped_dir() -> Path:
-    """The package folder holding the shipped `default` artifacts, found without importing torch."""
-    spec = importlib.util.find_spec("edgefer.train")
-    return Path(list(spec.submodule_search_locations)[0]) / "default"
+    """The package folder holding the shipped `default` exports (runtime/default/, package data)."""
+    from .artifacts import SHIPPED_DIR
+    return SHIPPED_DIR
 
 
 def resolve_model(spec: str, onnx: bool = False) -> Path:
-    """`default` -> the shipped artifact this install runs best (an ONNX one when `onnx`)."""
-    if spec == "default":
-        d = shipped_dir()
-        candidates = ["default.int8.onnx", "default.fp32.onnx"]
-        if importlib.util.find_spec("ai_edge_litert") is not None and not onnx:
-            candidates.insert(0, "default.int8.tflite")
-        for name in candidates:
-            if (d / name).is_file():
-                return d / name
-        raise EdgeferError(d, "no exported default model is shipped in this install",
-                           "run `edgefer compress default --precision int8` and pass --model PATH")
-    path = Path(spec)
-    if path.suffix == ".pt":
-        raise EdgeferError(path, "is a PyTorch checkpoint; the device runs exported models",
-                           f"export it: edgefer compress {path} --precision int8 --formats onnx,tflite")
-    return path
+    """`default` or a shipped name (default.int8.onnx) -> the shipped artifact this install runs
+    best (an ONNX one when `onnx`); a folder -> its best artifact; a file -> itself."""
+    from .artifacts import resolve
+    return resolve(spec, onnx)
 
 
 def settings(args: argparse.Namespace) -> RunConfig:
@@ -222,9 +210,19 @@ def build(cfg: RunConfig) -> Daemon:
     return d
 
 
+def quiet_opencv() -> None:
+    """No OpenCV warning per reconnect try. `cv2.utils.logging` exists from OpenCV 4.12;
+    older wheels (the ones pip picks beside NumPy 1.x) have only cv2.setLogLevel (2 = ERROR)."""
+    cv_log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if cv_log is not None:
+        cv_log.setLogLevel(cv_log.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(2)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="edgefer: %(message)s")
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)   # no OpenCV warning per reconnect try
+    quiet_opencv()
     cfg = settings(args)
     daemon = build(cfg)
     for sig in (signal.SIGTERM, signal.SIGINT):

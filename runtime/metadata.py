@@ -145,8 +145,8 @@ def write_sidecar(artifact: Path, meta: ModelMetadata) -> Path:
 def read_sidecar(artifact: Path) -> ModelMetadata:
     path = sidecar_path(artifact)
     if not path.is_file():
-        raise EdgeferError(artifact, f"no metadata sidecar {path.name} beside the model",
-                           "export models with `edgefer compress`, which writes it")
+        raise EdgeferError(artifact, f"no metadata sidecar {path.name} beside the model (expected {path})",
+                           "copy it with the model (a model is its folder), or export models with `edgefer compress`, which writes it")
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:

@@ -62,6 +62,9 @@ def load(path: Path, threads: int | None = None, streaming: bool = True, check: 
     stream, spec = None, []
     if streaming and "stream" in meta.companions:
         stream_path = path.with_name(meta.companions["stream"])
+        if not stream_path.is_file():      # a model is one unit: window + stream graph, each with its sidecar
+            raise EdgeferError(path, f"its stream graph {stream_path.name} is missing (expected {stream_path})",
+                               "copy the whole folder `edgefer compress` wrote (model, .stream graph, both .json sidecars)")
         spec = read_sidecar(stream_path).state
         stream = open_graph(stream_path, threads)
     model = DeployedModel(path, meta, open_graph(path, threads), stream, spec)

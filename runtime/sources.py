@@ -190,10 +190,16 @@ def open_folder(spec: str) -> Reader:
     return Reader(read)
 
 
+DEMO_PHOTO = Path(__file__).resolve().parent / "demo" / "astronaut.jpg"   # public domain (NASA): demo/NOTICE.md
+
+
 def demo_image() -> np.ndarray:
-    """scikit-image's astronaut photo (public domain, ships with the package) as BGR."""
-    from skimage import data
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    """The astronaut photo (public domain, NASA; scikit-image's `astronaut`, 512x512) shipped
+    in this package as a JPEG, as BGR."""
+    img = cv2.imdecode(np.fromfile(DEMO_PHOTO, np.uint8), cv2.IMREAD_COLOR) if DEMO_PHOTO.is_file() else None
+    if img is None:
+        raise EdgeferError(DEMO_PHOTO, "the demo photo is missing or unreadable", "reinstall edgefer")
+    return img
 
 
 def open_demo(spec: str, size: tuple[int, int] = (640, 480)) -> Reader:
@@ -214,7 +220,7 @@ def open_demo(spec: str, size: tuple[int, int] = (640, 480)) -> Reader:
 
 
 SOURCES = {s.name: s for s in [
-    SourceKind("demo", False, open_demo, "panning/zooming face photo shipped with scikit-image (no camera needed)"),
+    SourceKind("demo", False, open_demo, "panning/zooming face photo shipped with edgefer (no camera needed)"),
     SourceKind("video", False, open_video, "a video file (mp4, avi, gif, ...) : video:PATH or just PATH"),
     SourceKind("rtsp", True, open_stream, "an RTSP / HTTP stream: rtsp://host/path"),
     SourceKind("webcam", True, open_webcam, "V4L2 / USB webcam: webcam:0 or webcam:/dev/video0"),

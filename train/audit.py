@@ -32,6 +32,16 @@ def phashes(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits per element of a uint64 array: np.bitwise_count on NumPy 2, a byte table on
+    NumPy 1.x (1.24+, what Raspberry Pi OS and JetPack ship), same answer."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    table = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+    x = np.ascontiguousarray(x, np.uint64)
+    return table[x.view(np.uint8)].reshape(*x.shape, 8).sum(-1, dtype=np.uint8)
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     a = a.astype(np.float32).ravel() - a.mean()
     b = b.astype(np.float32).ravel() - b.mean()
@@ -45,7 +55,7 @@ def _near_pairs(idx_a: list[int], idx_b: list[int], ph: np.ndarray, pixels: np.n
     hb = ph[idx_b]
     for start in range(0, len(idx_a), 256):
         chunk = np.array(idx_a[start:start + 256])
-        dist = np.bitwise_count(ph[chunk][:, None] ^ hb[None, :])
+        dist = popcount(ph[chunk][:, None] ^ hb[None, :])
         for r, c in zip(*np.nonzero(dist <= PHASH_RADIUS)):
             i, j = int(chunk[r]), idx_b[c]
             if hashes[i] != hashes[j] and _correlation(pixels[i], pixels[j]) >= MIN_CORRELATION:

@@ -175,7 +175,10 @@ def train_cmd(args: argparse.Namespace) -> int:
     if args.promote:
         from .default_model import promote
         path = promote(Path(args.promote))
-        print(f"promoted {args.promote} -> {path} ({path.stat().st_size / 1024:.0f} KB); `default` now loads it")
+        from edgefer.runtime.artifacts import SHIPPED_DIR
+        print(f"promoted {args.promote} -> {path} ({path.stat().st_size / 1024:.0f} KB); `default` now loads it\n"
+              f"ship its device exports (the runtime's, in {SHIPPED_DIR}) with:\n"
+              f"  edgefer compress default --precision int8 --formats onnx,tflite --out {SHIPPED_DIR}")
         return 0
     from .crossval import cross_validate
     from .trainer import train

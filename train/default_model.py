@@ -3,6 +3,9 @@
 Every command that takes a model accepts `default`, so a fresh install works offline
 with no training and no download. Promoting a checkpoint strips its training state,
 checks the size limit and writes the metadata beside it for people and tools to read.
+The checkpoint stays here (training side); its exports, which the device runs, live with the
+runtime (edgefer/runtime/default/, `edgefer.runtime.artifacts.SHIPPED_DIR`): `edgefer compress
+default --out` that folder writes them.
 """
 from __future__ import annotations
 

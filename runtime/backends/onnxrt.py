@@ -16,7 +16,7 @@ def open_graph(path: Path, threads: int | None) -> Graph:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise EdgeferError(path, "onnxruntime is not installed", "pip install onnxruntime") from None
+        raise EdgeferError(path, "onnxruntime is not installed (the device install runs .tflite)", "pip install 'edgefer[onnx]', or pass the .tflite model") from None
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -2,8 +2,8 @@
 
 Options: `?classes=angry,happy,neutral,sad` keeps a subset (cnn4's 4-class protocol),
 `?map=ahegao:happy,...` maps names we do not know. If the root holds `train/` and `test/`
-(and optionally `val/`) they are the official splits; otherwise splits are stratified with
-a fixed seed.
+(and optionally `val/`) they are the official splits; a root that is itself named `test/`
+(`train/`, `val/`) is all that split; otherwise splits are stratified with a fixed seed.
 """
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def load_folder(spec: DatasetSpec) -> Dataset:
             skipped += skip
         roles = {s: s for s in set(split_dirs.values())}
         scheme = "official"
+    elif root.name.lower() in SPLIT_DIRS:
+        # The folder is itself a split (e.g. `edgefer data uncropped`'s OUT/test): all of it is that split,
+        # so `--split test` scores every image instead of a stratified tenth.
+        split = SPLIT_DIRS[root.name.lower()]
+        items, skipped = class_folder_items(root, mapping, classes, split=split)
+        roles, scheme = {split: split}, "official"
     else:
         items, skipped = class_folder_items(root, mapping, classes)
         roles, scheme = {}, "stratified"
