@@ -206,7 +206,13 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     _train_args(p)
     p.add_argument("--method", choices=["grid", "tpe"], default="tpe",
                    help="grid: the paper's grid (cnn4) or cases (resrnn); tpe: Bayesian search with pruning")
-    p.add_argument("--trials", type=int, default=20, help="TPE trials (grid runs every point)")
+    p.add_argument("--trials", type=int,
+                   help="this worker's trials: TPE (default 20); grid: at most this many points (default every point left)")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage shared by workers: postgresql://user:pass@host:port/db, journal:PATH "
+                        "(a file on a shared file system) or sqlite:///PATH (default: OUT/study.db)")
+    p.add_argument("--study", metavar="NAME", help="study name; workers with the same storage and name share it "
+                   "(default MODEL-METHOD)")
 
 
 def _experiment_args(p: argparse.ArgumentParser) -> None:
@@ -318,7 +324,10 @@ COMMANDS = [
             "edgefer.train.commands:search_cmd", _search_args,
             epilog="examples:\n  edgefer search --model cnn4 --method grid --data 'folder:DATA?classes=angry,happy,neutral,sad' "
                    "--balance downsample --batch-size 16\n"
-                   "  edgefer search --model edge --method tpe --trials 20 --epochs 10 --data fer2013:../shared/data/fer2013"),
+                   "  edgefer search --model edge --method tpe --trials 20 --epochs 10 --data fer2013:../shared/data/fer2013\n"
+                   "  # one study shared by workers on several machines (run the same line on each):\n"
+                   "  edgefer search --model edge --method tpe --trials 10 --storage postgresql://user:pass@dbhost/edgefer "
+                   "--data fer2013:../shared/data/fer2013"),
     Command("experiment", "controlled comparisons: leakage-ckplus, leakage-oversampling, temporal-ablation",
             "edgefer.train.commands:experiment_cmd", _experiment_args,
             epilog="examples:\n  edgefer experiment leakage-ckplus --model cnn1 --data ckplus:../shared/data/ckplus48 --epochs 20\n"

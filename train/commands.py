@@ -153,9 +153,10 @@ def search_cmd(args: argparse.Namespace) -> int:
     cfg = _train_config(args, f"runs/search/{_run_name(args)}-{args.method}")
     if cfg.fold is None and is_kfold(cfg.data):
         cfg.fold = 0     # select on fold 0's validation fold; CV then scores the chosen setting on all folds
-    r = search(cfg, args.method, args.trials, cfg.out)
+    r = search(cfg, args.method, args.trials, cfg.out, storage=args.storage, study_name=args.study)
     print(f"{r['completed']} trials completed, {r['pruned']} pruned; best validation accuracy "
-          f"{r['best']['val_accuracy']:.4f} with {r['best']['params']} -> {cfg.out / 'search.json'}")
+          f"{r['best']['val_accuracy']:.4f} with {r['best']['params']} -> {cfg.out / 'search.json'}"
+          + (f"; {r['queued']} grid points still queued (run more workers, or again)" if r["queued"] else ""))
     return 0
 
 
