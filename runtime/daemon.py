@@ -7,7 +7,6 @@ written anywhere; the HTTP page serves the latest annotated frame from memory on
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import signal
@@ -69,6 +68,7 @@ class Daemon:
     broadcast: sinks.Broadcast = field(default_factory=sinks.Broadcast)
     stopping: threading.Event = field(default_factory=threading.Event)
     _annotated: tuple | None = None
+    _warned_faceless: bool = False     # one no-face warning per drought
 
     @property
     def framing(self):
@@ -170,7 +170,7 @@ class Daemon:
         quiet = self.stats.since_face()
         if quiet < self.cfg.no_face_warning:
             self._warned_faceless = False
-        elif self.capture.kind.live and not getattr(self, "_warned_faceless", False):
+        elif self.capture.kind.live and not self._warned_faceless:
             self._warned_faceless = True
             log.warning("no face seen for %.0f s with detector %s; if people are in view, they may be too far for it: "
                         "try --detector blazeface-full (see `edgefer bench --detectors`)", quiet,

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import sys as _sys
 import threading
 import time
 import types
@@ -278,7 +277,7 @@ def test_picamera2_reader_stops_and_closes_the_camera(monkeypatch):
 
         def close(self):
             calls.append("close")
-    monkeypatch.setitem(_sys.modules, "picamera2", types.SimpleNamespace(Picamera2=Picamera2))
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=Picamera2))
     reader = sources.open_picamera2("0")
     assert reader().shape == (480, 640, 3)
     reader.close()
