@@ -35,8 +35,12 @@ def machine_profile(threads: int) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             pass
     try:
+        here = Path(__file__).parent
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).parent).stdout.strip() or None
+                                cwd=here).stdout.strip() or None
+        if commit and subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                     text=True, timeout=5, cwd=here).stdout.strip():
+            commit += "+dirty"          # measured with uncommitted changes to tracked files
     except (OSError, subprocess.TimeoutExpired):
         commit = None
     return {"device": f"{_cpu_model()} ({platform.machine()})", "cpu": _cpu_model(), "machine": platform.machine(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import sys
 import textwrap
 from dataclasses import dataclass, fields
@@ -198,8 +199,24 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "(the TFLite recipe: per-tensor pointwise convs); the rounding is baked into best.pt")
     g = p.add_argument_group("machine and output")
     g.add_argument("--device", help=f"auto, cpu or cuda; fp16 autocast on CUDA ({d('device')})")
-    g.add_argument("--threads", type=int, help="CPU threads for torch")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (per process with --nproc)")
+    g.add_argument("--no-sync-bn", dest="sync_bn", action="store_false", default=None,
+                   help="several processes on GPUs: BatchNorm over each process's share of the batch, not the global "
+                        "batch (SyncBatchNorm, the default there; on a CPU each process always uses its own)")
     g.add_argument("--log-every", type=int, help=f"epochs between summary lines, 0 = none ({d('log_every')})")
+
+
+def _train_cmd_args(p: argparse.ArgumentParser) -> None:
+    _train_args(p)
+    g = p.add_argument_group(
+        "several processes (data-parallel)", textwrap.fill(
+            "--nproc N runs `torchrun --standalone --nproc-per-node N -m edgefer.train` with the other flags: N "
+            "copies of this training loop under DistributedDataParallel (gloo on CPU, nccl on GPU, one GPU each). "
+            "--batch-size stays the global batch, each process taking 1/N of every step, so the optimisation is "
+            "one process's (on a CPU, BatchNorm statistics are per process); rank 0 alone writes files. Several "
+            "machines: torchrun --nnodes (docs/training.md)", 78))
+    g.add_argument("--nproc", type=int, metavar="N",
+                   help="processes on this machine (one per GPU; on a CPU each gets cores/N threads unless --threads)")
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
@@ -314,11 +331,12 @@ COMMANDS = [
                    "  edgefer evaluate default --detect --data folder:PHOTOS --split test   # uncropped photos, the daemon's crop\n"
                    "  edgefer data uncropped fer2013:../shared/data/fer2013 runs/uncropped --limit 600   # make such photos"),
     Command("train", "train a zoo model: checkpoints, curves, metrics; k-fold CV on CK+",
-            "edgefer.train.commands:train_cmd", _train_args,
+            "edgefer.train.commands:train_cmd", _train_cmd_args,
             epilog="examples:\n  edgefer train --list\n"
                    "  edgefer train --model edge --data fer2013:../shared/data/fer2013 --epochs 60 --clip-length 1\n"
                    "  edgefer train --model resrnn-gru --preset case-I --data ckplus:../shared/data/ckplus48 --folds 10\n"
                    "  edgefer train --model cnnlstm2 --data fer2013:../shared/data/fer2013 --balance oversample\n"
+                   "  edgefer train --model edge --data fer2013:../shared/data/fer2013 --nproc 2   # DDP, 2 processes\n"
                    "Bidirectional models (resrnn-bilstm) run on sliding windows only; the others also stream."),
     Command("search", "hyper-parameter search (Optuna): the papers' grids or TPE with pruning",
             "edgefer.train.commands:search_cmd", _search_args,
@@ -418,6 +436,7 @@ def _is_extra(exc: ModuleNotFoundError) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)     # `train --nproc` hands the rest to torchrun
     try:
         try:
             return int(_handler(args.cmd)(args) or 0)
@@ -426,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             raise _missing_extra(args.cmd, exc) from None
     except EdgeferError as exc:
-        print(f"edgefer: error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":     # under torchrun every rank meets it: rank 0 says it once
+            print(f"edgefer: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:          # `edgefer ... | head`: the reader left, nothing to report
         sys.stderr.close()

@@ -40,6 +40,12 @@ class ClipSampler:
                 for pos, i in enumerate(seq):
                     self.history[i] = pad_or_trim(seq[:pos + 1], clip_length)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation streams (each epoch of each rank draws its own: distributed.py)."""
+        if self.augment is not None:
+            self.augment.set_random_seed(seed)
+        self.jitter.set_random_seed(seed + 1)
+
     def _clip(self, i: int) -> np.ndarray:
         if i in self.history:                       # a real sequence: T frames up to this one
             frames = self.pixels[self.history[i]]

@@ -121,7 +121,7 @@ def list_models() -> str:
 _OPTIONS = ("preset", "size", "fold", "folds", "seed", "batches", "batch_size", "clip_length", "balance", "optimizer",
             "lr", "weight_decay", "label_smoothing", "schedule", "epochs", "minutes", "warmup", "ema", "patience",
             "prune", "prune_method", "kd_alpha", "kd_temperature", "weight_fake_quant", "device", "threads", "log_every",
-            "camera", "vote_targets", "alt_label_weight")
+            "camera", "vote_targets", "alt_label_weight", "sync_bn")
 
 
 def _train_config(args: argparse.Namespace, default_out: str) -> TrainConfig:
@@ -181,14 +181,31 @@ def train_cmd(args: argparse.Namespace) -> int:
               f"ship its device exports (the runtime's, in {SHIPPED_DIR}) with:\n"
               f"  edgefer compress default --precision int8 --formats onnx,tflite --out {SHIPPED_DIR}")
         return 0
+    from . import distributed
     from .crossval import cross_validate
     from .trainer import train
 
     cfg = _train_config(args, f"runs/{_run_name(args)}")
+    if args.nproc is not None and args.nproc < 1:
+        raise EdgeferError(None, f"--nproc {args.nproc} is not a process count", "pass --nproc 2 (or more)")
+    if args.nproc and distributed.from_env().world > 1:
+        raise EdgeferError(None, "--nproc under torchrun would start processes from every process",
+                           "drop --nproc (torchrun's --nproc-per-node sets the count), or run edgefer train --nproc alone")
+    ranks = distributed.Ranks(0, args.nproc) if args.nproc else distributed.from_env()
     if args.fold is None and is_kfold(args.data):
+        if ranks.world > 1:
+            raise EdgeferError(None, "cross-validation trains its folds one after another in one process",
+                               "train one fold per run: --fold K with --nproc, or drop --nproc")
         cross_validate(cfg)
+    elif ranks.world > 1 and args.nproc:
+        from .launch import launch
+        from .start import resolve_hparams
+        distributed.check_batch(resolve_hparams(cfg)[0].batch_size, ranks)   # before N processes load the data
+        return launch(args.nproc, args.argv)
     else:
         s = train(cfg)
+        if not ranks.main:
+            return 0
         if s["stop_reason"] == "nan":
             raise EdgeferError(cfg.out, f"training diverged (loss NaN) in epoch {s['epochs_run'] + 1}",
                                "lower --lr; the last good checkpoint is last.pt" if s["epochs_run"] else "lower --lr")

@@ -89,7 +89,8 @@ class TrainConfig:
     weight_fake_quant: str | None = None         # per-channel | mixed: train through int8 weight rounding, baked in at save
     # ---- machine and output
     device: str = "auto"                         # auto | cpu | cuda
-    threads: int | None = None                   # CPU threads for torch
+    threads: int | None = None                   # CPU threads for torch (per process under torchrun)
+    sync_bn: bool = True                         # DDP on CUDA: BatchNorm over the global batch (CPU: always per process)
     progress: bool = True                        # progress bar per epoch
     log_every: int = 1                           # epochs between summary lines on stdout (0: none)
 

@@ -26,7 +26,8 @@ def score(logits: np.ndarray, y: np.ndarray, labels: list[str]) -> dict | None:
 
 
 def record(cfg: TrainConfig, kwargs: dict[str, Any], data: SplitData, source, model: nn.Module, best: dict,
-           history: list[dict], stop_reason: str, minutes: float, device: torch.device, amp: bool) -> dict:
+           history: list[dict], stop_reason: str, minutes: float, device: torch.device, amp: bool,
+           processes: int = 1) -> dict:
     """metrics.json (config, history, split-manifest hash, the best weights' report with
     horizontal-flip test-time augmentation, params, MFLOPs) and curves.png; returns the summary."""
     y_val = data.y[data.val_idx]
@@ -49,6 +50,7 @@ def record(cfg: TrainConfig, kwargs: dict[str, Any], data: SplitData, source, mo
         "best_epoch": best["epoch"], "best_weights": best["weights"], "best_val_accuracy": best["acc"],
         "best_val_macro_f1": report.get("macro_f1"), "val_accuracy_hflip_tta": tta,
         "stop_reason": stop_reason, "epochs_run": len(history), "minutes": minutes, "device": str(device),
+        "processes": processes,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "torch": torch.__version__,
         "params": params(trained), "mflops_per_frame": mflops_per_frame(trained, data.size),
         "pruned": bool(getattr(trained, "pruned", False)), "config": cfg.to_json(), "history": history,

@@ -24,16 +24,21 @@ from .config import TrainConfig
 
 
 class Clock:
-    """Seconds of training, carried across --resume."""
+    """Seconds of training, carried across --resume. Schedules read `agreed()`: under DDP rank 0's
+    reading, so no two processes take a different learning rate or stop at a different step."""
 
-    def __init__(self, already: float = 0.0):
-        self.t0 = time.time() - already
+    def __init__(self, already: float = 0.0, agree: Callable[[float], float] = lambda s: s):
+        self.t0, self.agree = time.time() - already, agree
 
     def seconds(self) -> float:
         return time.time() - self.t0
 
     def minutes(self) -> float:
         return self.seconds() / 60
+
+    def agreed(self) -> float:
+        """Seconds as rank 0 reads them (a collective: every rank calls it at the same point)."""
+        return self.agree(self.seconds())
 
 
 class OneCycle:
@@ -54,7 +59,7 @@ class OneCycle:
         self.sched.step()
 
     def stop(self, epoch: int) -> str | None:
-        if epoch and self.cfg.minutes and self.clock.minutes() > self.cfg.minutes:
+        if epoch and self.cfg.minutes and self.clock.agreed() / 60 > self.cfg.minutes:
             return "time-budget"
         return "epochs" if epoch >= self.cfg.epochs else None
 
@@ -81,7 +86,7 @@ class CosineBudget:
 
     def begin_step(self, epoch: int, step: int) -> bool:
         cfg = self.cfg
-        self.progress = self.clock.seconds() / (cfg.minutes * 60)
+        self.progress = self.clock.agreed() / (cfg.minutes * 60)
         if cfg.epochs:
             self.progress = max(self.progress, (epoch + step / self.steps) / cfg.epochs)
         if self.progress >= 1.0:

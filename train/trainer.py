@@ -9,9 +9,15 @@ averaged) weights, best.pt on each improvement, last.pt with everything `--resum
 early stopping -> curves PNG and metrics JSON naming the split manifest. Validation is
 PublicTest for FER2013 (the official model-selection split); test splits are only ever
 touched by `edgefer evaluate` and CV's final scoring.
+
+Under torchrun the same loop runs in every process (distributed.py): the model is wrapped in
+DistributedDataParallel, each rank trains on its share of every global batch and scores its
+share of the validation split, sums and logits are gathered so every rank takes the same
+decisions, and rank 0 alone writes files and prints.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,7 +29,7 @@ from tqdm import tqdm
 from edgefer.runtime.errors import EdgeferError
 from edgefer.runtime.metadata import ModelMetadata
 
-from . import checkpoint, models, normalization, pack
+from . import checkpoint, distributed, models, normalization, pack
 from .config import TrainConfig
 from .distill import distillation, load_teachers, soft_targets
 from .fake_quant import add_weight_fake_quant, baked_copy
@@ -59,20 +65,29 @@ def save_best(path: Path, net: nn.Module, cfg: TrainConfig, kwargs: dict, meta: 
 
 def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None,
           log: Callable[[str], None] = lambda m: print(m, flush=True)) -> dict:
-    """Train one model; `on_epoch(epoch, val_accuracy)` may raise to stop early (search prunes this way)."""
-    torch.manual_seed(cfg.seed)
+    """Train one model; `on_epoch(epoch, val_accuracy)` may raise to stop early (search prunes this way).
+    Under torchrun, one process of a data-parallel run (rank 0 returns the full summary)."""
+    ranks = distributed.from_env()
+    device = distributed.device_for(ranks, pick_device(cfg.device))
+    with distributed.session(ranks, device):
+        return _train(cfg, ranks, device, on_epoch, log if ranks.main else lambda m: None)
+
+
+def _train(cfg: TrainConfig, ranks: distributed.Ranks, device: torch.device,
+           on_epoch: Callable[[int, float], None] | None, log: Callable[[str], None]) -> dict:
+    torch.manual_seed(cfg.seed)                  # the same initial weights on every rank
     np.random.seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
     cfg, kwargs = resolve_hparams(cfg)
+    distributed.check_batch(cfg.batch_size, ranks)
     entry = models.entry(cfg.model)
 
     # ---- data: decoded split, normalisation fitted on its training part, the batch source
     data = pack.load(cfg.data, cfg.size, cfg.seed, cfg.folds, cfg.protocol, cfg.fold, model_size=entry.input_size)
     size, labels = data.size, data.labels
     mean, std = normalization.fit(data.pixels[data.train_idx])
-    source = batch_source(data, cfg, mean, std, device)
+    source = batch_source(data, cfg, mean, std, device, ranks)
     y_val = data.y[data.val_idx]
     alt_val = data.alt_y[data.val_idx] if data.alt_y is not None else None
 
@@ -88,7 +103,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
         if payload.get("pruned"):
             checkpoint.fit_shapes(model, payload["state_dict"])
         model.load_state_dict(payload["state_dict"])
-    model = model.to(device)
+    model = distributed.prepare_model(model.to(device), ranks, device, cfg.sync_bn)
     teachers = load_teachers(cfg.teachers, labels, size, device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -101,7 +116,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
     ema = averaged(model, cfg.ema)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    clock = Clock(state.get("seconds", 0.0))
+    clock = Clock(state.get("seconds", 0.0), agree=distributed.agree)
     sched = schedule(opt, cfg, source.steps_per_epoch, clock)
     meta = ModelMetadata(cfg.model, labels, size, mean, std, clip_length=cfg.clip_length, streaming=entry.streaming,
                          preprocessing=data.preprocessing,
@@ -112,7 +127,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
                                      "teachers": [str(t) for t in cfg.teachers] or None,
                                      "weight_fake_quant": cfg.weight_fake_quant,
                                      "batches": cfg.batches, "schedule": cfg.schedule})
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    if ranks.main:
+        cfg.out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
     epoch, best = 0, {"acc": -1.0, "epoch": -1, "weights": None, "report": None, "logits": None}
     if payload:                    # --resume: everything last.pt holds
@@ -127,26 +143,24 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
             scaler.load_state_dict(state["scaler"])
         epoch, history = state["epoch"] + 1, state["history"]
         best.update(acc=state["best_acc"], epoch=state["best_epoch"], weights=state.get("best_weights"))
-        if "torch_rng" in state:     # dropout continues its stream
-            torch.set_rng_state(state["torch_rng"])
-            if device.type == "cuda" and "cuda_rng" in state:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-    source.start(epoch, state.get("source", {}))
+    net = distributed.wrap(model, ranks, device)      # what trains; `model` is what is scored and saved
     stop_reason = None
 
     while (stop_reason := sched.stop(epoch)) is None:
         model.train()
-        order = source.order()
+        torch.manual_seed(distributed.stream_seed(cfg.seed, epoch, ranks.rank))   # dropout: per epoch and rank
+        order = source.epoch_order(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
+        seen = torch.zeros((), dtype=torch.int64, device=device)
+        started = time.perf_counter()
         for step in tqdm(range(source.steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False,
-                         disable=not cfg.progress, mininterval=2.0):
+                         disable=not (cfg.progress and ranks.main), mininterval=2.0):
             if not sched.begin_step(epoch, step):
                 break
             x, y, raw = source.batch(order, step, raw=bool(teachers))
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits = model(x)
+                logits = net(x)
                 loss = loss_fn(logits.float(), y)
                 if teachers:
                     loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * distillation(
@@ -161,11 +175,16 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
             loss_sum += loss.detach().double() * len(y)
             correct += (logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum()
             seen += len(y)
+        distributed.all_sum(loss_sum, correct, seen)    # over every rank's share
+        train_seconds = time.perf_counter() - started
         epoch += 1
 
         # ---- validation of the raw and averaged weights; the better one competes with the best so far
         nets = {"raw": model, **({"ema": ema.module} if ema is not None else {})}
-        logits_of = {name: source.val_logits(net, amp) for name, net in nets.items()}
+        for m in nets.values():
+            distributed.sync_buffers(m)                   # rank 0's BatchNorm statistics everywhere
+        logits_of = {name: distributed.gather_rows(source.val_logits(m, amp, ranks=ranks), ranks)
+                     for name, m in nets.items()}
         scored = {name: score(lg, y_val, labels) for name, lg in logits_of.items()}
         if not torch.isfinite(loss_sum) or any(s is None for s in scored.values()):
             stop_reason = "nan"        # diverged: last.pt and best.pt still hold the last finite epoch
@@ -175,26 +194,28 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
         alt = {n: alt_accuracy(lg, alt_val) for n, lg in logits_of.items()} if alt_val is not None else {}
         sel = {n: (s["accuracy"] + alt[n]) / 2 if alt else s["accuracy"] for n, s in scored.items()}
         pick = "ema" if "ema" in sel and sel["ema"] > sel["raw"] else "raw"
-        val, seen = scored[pick], max(1, seen)
+        val, seen = scored[pick], max(1, int(seen))
         row = {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
                "val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"],
                **({f"val_acc_{n}": s["accuracy"] for n, s in scored.items()} if ema is not None else {}),
                **({"val_acc_alt": alt[pick], "val_select": sel[pick]} if alt else {}),
-               "weights": pick, "lr": sched.lr, "minutes": clock.minutes()}
+               "weights": pick, "lr": sched.lr, "minutes": clock.minutes(),
+               "train_images_per_s": seen / max(train_seconds, 1e-9)}
         history.append(row)
         improved = sel[pick] > best["acc"]
         if improved:
             best.update(acc=sel[pick], epoch=epoch, weights=pick, report=val, logits=logits_of[pick])
             meta.metrics = {"val_split": data.val_split, "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
                             "epoch": epoch, "weights": pick, **({"val_accuracy_alt_labels": alt[pick]} if alt else {})}
-            save_best(cfg.out / "best.pt", nets[pick], cfg, kwargs, meta)
-        state = {"optimizer": opt.state_dict(), **sched.state_dict(), "schedule": cfg.schedule,
-                 "source": source.state_dict(), "scaler": scaler.state_dict(), "seconds": clock.seconds(),
-                 **({"ema": ema.state_dict()} if ema is not None else {}), "epoch": epoch - 1,
-                 "torch_rng": torch.get_rng_state(),
-                 **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-                 "best_acc": best["acc"], "best_epoch": best["epoch"], "best_weights": best["weights"], "history": history}
-        checkpoint.save(cfg.out / "last.pt", model, cfg.model, kwargs, meta, {"train_state": state})
+            if ranks.main:
+                save_best(cfg.out / "best.pt", nets[pick], cfg, kwargs, meta)
+        if ranks.main:             # random streams restart each epoch from (seed, epoch, rank): none to save
+            state = {"optimizer": opt.state_dict(), **sched.state_dict(), "schedule": cfg.schedule,
+                     "scaler": scaler.state_dict(), "seconds": clock.seconds(),
+                     **({"ema": ema.state_dict()} if ema is not None else {}), "epoch": epoch - 1,
+                     "best_acc": best["acc"], "best_epoch": best["epoch"], "best_weights": best["weights"],
+                     "history": history, "processes": ranks.world}
+            checkpoint.save(cfg.out / "last.pt", model, cfg.model, kwargs, meta, {"train_state": state})
         if cfg.log_every and epoch % cfg.log_every == 0:
             log(f"epoch {epoch:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
                 f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f} F1 {row['val_macro_f1']:.3f}"
@@ -206,4 +227,9 @@ def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None
             stop_reason = "early-stopping"
             break
 
-    return record(cfg, kwargs, data, source, model, best, history, stop_reason, clock.minutes(), device, amp)
+    if not ranks.main:
+        return {"rank": ranks.rank, "stop_reason": stop_reason, "epochs_run": len(history), "best_epoch": best["epoch"],
+                "best_val_accuracy": best["acc"], "best_weights": best["weights"], "minutes": clock.minutes(),
+                "history": history}
+    return record(cfg, kwargs, data, source, model, best, history, stop_reason, clock.minutes(), device, amp,
+                  processes=ranks.world)
