@@ -126,7 +126,7 @@ def test_sharding_is_torchs_distributed_sampler_partition():
     """Each rank's batches, concatenated, are exactly DistributedSampler's indices for that rank
     (padding by wrapping included), for odd and even sizes and world sizes 1 to 3."""
     from torch.utils.data import DistributedSampler
-    for n in (7, 10, 11, 2):
+    for n in (7, 10, 11, 2, 1):
         for world in (1, 2, 3):
             batch = 2 * world
             order = distributed.pad(np.arange(n), world)

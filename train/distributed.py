@@ -98,14 +98,13 @@ def stream_seed(*parts: int) -> int:
 
 
 def pad(order, world: int):
-    """DistributedSampler's padding: wrap the order's head onto its end up to a multiple of world."""
+    """DistributedSampler's padding: wrap the order's head onto its end up to a multiple of world
+    (a NumPy array, or a tensor on its device)."""
     short = -len(order) % world
     if not short:
         return order
-    reps = -(-short // len(order))
-    head = order[:short] if reps == 1 else (np.tile(order, reps)[:short] if isinstance(order, np.ndarray)
-                                           else order.repeat(reps)[:short])
-    return np.concatenate([order, head]) if isinstance(order, np.ndarray) else torch.cat([order, head])
+    wrap = np.arange(len(order) + short) % len(order)
+    return order[wrap if isinstance(order, np.ndarray) else torch.from_numpy(wrap).to(order.device)]
 
 
 def rank_batch(order, step: int, batch_size: int, ranks: Ranks):
