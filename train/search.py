@@ -138,9 +138,7 @@ def open_storage(url: str | None, out: Path):
     if scheme == "postgres":
         url = "postgresql" + url[len("postgres"):]
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if scheme in ("postgresql", "postgres"):
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    elif scheme == "mysql":
+    if scheme in ("postgresql", "postgres", "mysql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     elif scheme == "sqlite":
         engine_kwargs = {"connect_args": {"timeout": 60}}
