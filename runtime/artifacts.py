@@ -63,12 +63,9 @@ def best_in(folder: Path, onnx: bool = False, what: str | None = None) -> Path:
 def resolve(spec: str, onnx: bool = False) -> Path:
     """`default` | a shipped file name (`default.int8.onnx`) | a folder | a file -> the artifact path."""
     if spec == "default":
-        if not SHIPPED_DIR.is_dir():
-            raise EdgeferError(SHIPPED_DIR, "no exported default model is shipped in this install",
-                               "run `edgefer compress default --precision int8` and pass --model PATH")
         try:
             return best_in(SHIPPED_DIR, onnx, "exported default")
-        except EdgeferError:
+        except (EdgeferError, OSError):          # no folder, or no usable export in it
             raise EdgeferError(SHIPPED_DIR, "no exported default model is shipped in this install",
                                "run `edgefer compress default --precision int8` and pass --model PATH") from None
     path = Path(spec).expanduser()
